@@ -1,0 +1,1 @@
+"""Barlow Twins self-supervised pretraining (model, loss, LARS, schedule, augmentations, training)."""

@@ -1,0 +1,52 @@
+"""Reads a pretraining ``stats.jsonl`` into the loss and kNN curves the report plots."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from transfer.report.errors import ReportError
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainCurves:
+    """Loss per optimizer step, and kNN top-1 per epoch (or per step where records carry no epoch)."""
+
+    loss: list[tuple[float, float]]
+    knn_top1: list[tuple[float, float]]
+    knn_axis: str
+
+
+def _number(record: dict[str, Any], key: str, where: str) -> float:
+    value = record[key]
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ReportError(f"{where}: '{key}' must be a number, got {value!r}")
+    return float(value)
+
+
+def read_pretrain_stats(path: str | Path) -> PretrainCurves:
+    """Parses every JSON line of ``path``; errors name the file, the line and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReportError(f"pretraining stats file not found: {path}")
+    records = []
+    for line_number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{line_number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ReportError(f"{where}: not valid JSON: {error}") from error
+        if not isinstance(record, dict):
+            raise ReportError(f"{where}: each line must be a JSON object")
+        records.append((where, record))
+    loss = [(_number(record, "step", where), _number(record, "loss", where))
+            for where, record in records if "loss" in record and "step" in record]
+    knn_records = [(where, record) for where, record in records if record.get("knn_top1") is not None]
+    knn_axis = "epoch" if knn_records and all("epoch" in record for _, record in knn_records) else "step"
+    knn = [(_number(record, knn_axis, where), _number(record, "knn_top1", where))
+           for where, record in knn_records if knn_axis in record]
+    return PretrainCurves(loss=loss, knn_top1=knn, knn_axis=knn_axis)

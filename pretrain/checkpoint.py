@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple
 
@@ -42,6 +43,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint file not found: {path}")
+    if not _is_torch_serialized(path):
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (neither a torch.save zip archive "
+                              f"nor a pickle)")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -54,6 +58,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, expected a dict (state dict or checkpoint)")
     return obj
+
+
+def _is_torch_serialized(path: Path) -> bool:
+    """``torch.save`` writes a zip archive (or, in the legacy format, a pickle starting with PROTO 0x80)."""
+    with open(path, "rb") as handle:
+        first_byte = handle.read(1)
+    return zipfile.is_zipfile(path) or first_byte == b"\x80"
 
 
 def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:

@@ -1,0 +1,60 @@
+"""Command line: ``python -m pretrain CONFIG [key=value ...]`` (one process, or one per GPU under torchrun).
+
+Exit codes: 0 training complete; 2 bad input (config key/type, data folder, checkpoint), reported before
+any training; 3 the loss became NaN/inf (``checkpoint.pth`` keeps the last good state); 75 stopped by
+SIGTERM/SIGUSR1 or ``stop_after_steps`` after saving a checkpoint (rerun the same command to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Sequence
+
+from pretrain.checkpoint import CheckpointError
+from pretrain.config import ConfigError, load_config
+from pretrain.data import DataError
+from pretrain.pretrain_config import PretrainConfig
+from pretrain.signals import EXIT_PREEMPTED
+from pretrain.train import NonFiniteLossError, pretrain
+
+EXIT_BAD_INPUT = 2
+EXIT_NONFINITE_LOSS = 3
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m pretrain", description="Barlow Twins pretraining (resumes automatically from "
+                                               "OUTPUT_DIR/checkpoint.pth). See docs/pretraining.md.")
+    parser.add_argument("config", help="YAML config, e.g. configs/pretrain/barlowtwins_r50_1000ep.yaml")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, dotted for sections: epochs=100 data.root=/data/train")
+    return parser.parse_args(argv)
+
+
+def configure_logging() -> None:
+    rank = int(os.environ.get("RANK", "0"))
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                        format=f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs pretraining and returns the process exit code (see the module docstring)."""
+    args = parse_args(argv)
+    configure_logging()
+    try:
+        config = load_config(PretrainConfig, args.config, args.overrides)
+        outcome = pretrain(config)
+    except (ConfigError, DataError, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except NonFiniteLossError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_NONFINITE_LOSS
+    return EXIT_PREEMPTED if outcome == "preempted" else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

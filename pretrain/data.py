@@ -1,0 +1,181 @@
+"""Training images for pretraining: folder discovery, two augmented views per image, resumable sharding.
+
+Two layouts are recognised (``detect_layout``), checked before any work starts:
+
+* ``imagefolder``: ``root/<class>/<image>`` as ImageNet's ``train/`` (read with torchvision's ImageFolder;
+  labels are ignored);
+* ``flat``: images directly in ``root`` (no class folders; not recursive), e.g. a user's own photos.
+
+Determinism: the order of an epoch depends only on (seed, epoch), as ``DistributedSampler``; the random
+augmentations of a sample depend only on (seed, epoch, sample index), whichever worker decodes it. So a run
+resumed mid-epoch sees exactly the batches an uninterrupted run would, and skipped batches are never decoded.
+
+Robustness: an image that cannot be decoded is replaced by the next readable one (deterministically) and
+counted; the per-sample count travels with the batch so the trainer can report it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torchvision.datasets import ImageFolder
+from torchvision.datasets.folder import IMG_EXTENSIONS
+
+from pretrain.signals import ignore_preemption_signals
+
+logger = logging.getLogger(__name__)
+
+# A sample is addressed by (epoch, index) so that its augmentation seed is known inside any worker.
+SampleKey = tuple[int, int]
+MAX_REPLACEMENT_ATTEMPTS = 100
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+class DataError(ValueError):
+    """The training data folder is missing, empty, or holds no readable image."""
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.name.lower().endswith(IMG_EXTENSIONS)
+
+
+def _has_class_folders(root: Path) -> bool:
+    return any(child.is_dir() and any(_is_image(item) for item in child.iterdir()) for child in root.iterdir())
+
+
+def _imagefolder_paths(root: Path) -> list[str]:
+    return [path for path, _label in ImageFolder(str(root), allow_empty=True).samples]
+
+
+def _flat_paths(root: Path) -> list[str]:
+    return sorted(str(path) for path in root.iterdir() if _is_image(path))
+
+
+LAYOUTS: dict[str, Callable[[Path], list[str]]] = {
+    "imagefolder": _imagefolder_paths,
+    "flat": _flat_paths,
+}
+
+
+def detect_layout(root: str | Path) -> str:
+    """``"imagefolder"`` if ``root`` has class sub-folders holding images, else ``"flat"``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data folder not found: {root} (set data.root to an ImageFolder tree or a folder of images)")
+    return "imagefolder" if _has_class_folders(root) else "flat"
+
+
+def list_images(root: str | Path) -> tuple[list[str], str]:
+    """All training image paths under ``root`` in a fixed order, and the detected layout name."""
+    layout = detect_layout(root)
+    paths = LAYOUTS[layout](Path(root))
+    if not paths:
+        raise DataError(f"data folder {root} holds no images (looked for {', '.join(IMG_EXTENSIONS)} files "
+                        f"directly in it or in class sub-folders)")
+    return paths, layout
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """A 63-bit seed that depends only on (seed, epoch, index), mixed so neighbouring keys are unrelated."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+@contextlib.contextmanager
+def seeded_randomness(seed: int) -> Iterator[None]:
+    """Seeds torch's CPU generator and Python's ``random`` for the block, then restores both."""
+    python_state = random.getstate()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+
+
+class TwoViewDataset(Dataset):
+    """Returns ``(view1, view2, skipped)`` for key ``(epoch, index)``; ``skipped`` counts unreadable files."""
+
+    def __init__(self, paths: list[str], transform: Callable, seed: int) -> None:
+        self.paths = paths
+        self.transform = transform
+        self.seed = seed
+        self._reported: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, key: SampleKey) -> tuple[torch.Tensor, torch.Tensor, int]:
+        epoch, index = key
+        image, skipped = self._load_readable(index)
+        with seeded_randomness(sample_seed(self.seed, epoch, index)):
+            view1, view2 = self.transform(image)
+        return view1, view2, skipped
+
+    def _load_readable(self, index: int) -> tuple[Image.Image, int]:
+        """The image at ``index``, or the next readable one after it, with the number of files skipped."""
+        for attempt in range(min(MAX_REPLACEMENT_ATTEMPTS, len(self.paths))):
+            path = self.paths[(index + attempt) % len(self.paths)]
+            try:
+                with Image.open(path) as handle:
+                    return handle.convert("RGB"), attempt
+            except DECODE_ERRORS as error:
+                if path not in self._reported:
+                    self._reported.add(path)
+                    logger.warning("skipping unreadable image %s (%s: %s)", path, type(error).__name__, error)
+        raise DataError(f"no readable image among {MAX_REPLACEMENT_ATTEMPTS} consecutive files starting at "
+                        f"{self.paths[index]}; is the data folder corrupt?")
+
+
+class EpochBatchSampler(Sampler[list[SampleKey]]):
+    """Per-process batches of one epoch, resumable at any batch without touching the skipped ones.
+
+    The order is ``DistributedSampler``'s (shuffle seeded by seed + epoch, padded to a multiple of the
+    world size, every ``world_size``-th index for this rank), cut into batches of ``per_device_batch``.
+    As in the official code the last, smaller batch is kept, unless it would hold a single sample
+    (BatchNorm cannot normalise one sample), in which case it is dropped.
+    """
+
+    def __init__(self, dataset: Dataset, per_device_batch: int, world_size: int, rank: int, seed: int) -> None:
+        super().__init__()
+        self.order = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+        self.per_device_batch = per_device_batch
+        self.epoch = 0
+        self.start_batch = 0
+
+    @property
+    def batches_per_epoch(self) -> int:
+        full, remainder = divmod(self.order.num_samples, self.per_device_batch)
+        return full + (1 if remainder > 1 else 0)
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Selects the epoch to iterate and the first batch to yield (for mid-epoch resume)."""
+        if not 0 <= start_batch <= self.batches_per_epoch:
+            raise ValueError(f"start_batch {start_batch} outside [0, {self.batches_per_epoch}]")
+        self.order.set_epoch(epoch)
+        self.epoch = epoch
+        self.start_batch = start_batch
+
+    def __iter__(self) -> Iterator[list[SampleKey]]:
+        indices = list(self.order)
+        for batch_number in range(self.start_batch, self.batches_per_epoch):
+            batch = indices[batch_number * self.per_device_batch:(batch_number + 1) * self.per_device_batch]
+            yield [(self.epoch, index) for index in batch]
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch - self.start_batch
+
+
+def build_loader(dataset: TwoViewDataset, sampler: EpochBatchSampler, workers: int, pin_memory: bool) -> DataLoader:
+    """A DataLoader over ``sampler``'s batches; workers persist across epochs (the sampler runs in this process)."""
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=pin_memory,
+                      persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
+                      worker_init_fn=ignore_preemption_signals if workers > 0 else None)

@@ -1,0 +1,89 @@
+"""Process-group setup for ``torchrun`` launches (one process per GPU, or CPU processes on gloo).
+
+``torchrun`` (and ``srun`` + ``torchrun`` on SLURM) export ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``,
+``MASTER_ADDR`` and ``MASTER_PORT``; a plain ``python -m pretrain`` run is a world of one process.
+
+Besides the training group (nccl on GPUs, gloo on CPUs) a gloo "control" group carries the small CPU-side
+agreements (stop requested? images skipped?) so that they never wait for, or stall, the GPU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    """Where this process sits in the job and which device it trains on."""
+
+    rank: int
+    local_rank: int
+    world_size: int
+    device: torch.device
+    control_group: Any = None  # gloo group for CPU tensors; None in a world of one
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed() -> DistributedContext:
+    """Joins the process group described by the ``torchrun`` environment (a no-op for a single process)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available()
+    if use_cuda:
+        if local_rank >= torch.cuda.device_count():
+            raise RuntimeError(f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} visible GPU(s); "
+                               f"use --nproc_per_node <= the number of GPUs")
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    if world_size == 1:
+        return DistributedContext(rank=0, local_rank=0, world_size=1, device=device)
+    backend = "nccl" if use_cuda else "gloo"
+    dist.init_process_group(backend=backend, device_id=device if use_cuda else None)
+    control_group = dist.new_group(backend="gloo") if backend != "gloo" else dist.group.WORLD
+    return DistributedContext(rank=rank, local_rank=local_rank, world_size=world_size, device=device,
+                              control_group=control_group)
+
+
+def shutdown_distributed() -> None:
+    """Leaves the process group, if one was joined."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def any_process(flag: bool, context: DistributedContext) -> bool:
+    """True on every process if ``flag`` is true on at least one (a CPU-only collective)."""
+    if not context.is_distributed:
+        return flag
+    value = torch.tensor([int(flag)], dtype=torch.int32)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX, group=context.control_group)
+    return bool(value.item())
+
+
+def sum_over_processes(values: Sequence[float], context: DistributedContext) -> list[float]:
+    """Element-wise sum of ``values`` over all processes (a CPU-only collective)."""
+    if not context.is_distributed:
+        return list(values)
+    tensor = torch.tensor(list(values), dtype=torch.float64)
+    dist.all_reduce(tensor, group=context.control_group)
+    return tensor.tolist()
+
+
+def barrier(context: DistributedContext) -> None:
+    """Waits until every process arrives (on the control group, so no GPU work is involved)."""
+    if context.is_distributed:
+        dist.barrier(group=context.control_group)

@@ -1,0 +1,107 @@
+"""The Barlow Twins network: a torchvision ResNet backbone, the MLP projector and the loss head.
+
+Module and parameter names equal the official facebookresearch/barlowtwins ``BarlowTwins`` (``backbone.*``,
+``projector.<i>.*``, ``bn.*``), so the official ``checkpoint.pth`` model state (``module.`` stripped) loads
+with ``load_state_dict(strict=True)``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+from torchvision import models
+from torchvision.models import ResNet
+
+from pretrain.loss import barlow_twins_loss, batch_standardize, cross_correlation, distributed_world_size
+
+# The torchvision ResNet family (all accept ``zero_init_residual`` and end in ``fc``).
+BACKBONES: dict[str, Callable[..., ResNet]] = {
+    name: getattr(models, name)
+    for name in (
+        "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+        "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d",
+        "wide_resnet50_2", "wide_resnet101_2",
+    )
+}
+
+
+def _resnet_without_head(arch: str) -> tuple[ResNet, int]:
+    """A freshly initialised ResNet (zero-init residual BN) with ``fc = Identity``, and its feature width."""
+    if arch not in BACKBONES:
+        raise ValueError(f"unknown arch {arch!r}; valid archs: {', '.join(BACKBONES)}")
+    backbone = BACKBONES[arch](zero_init_residual=True)
+    width = backbone.fc.in_features
+    backbone.fc = nn.Identity()
+    return backbone, width
+
+
+def build_backbone(arch: str = "resnet50") -> nn.Module:
+    """The pretraining backbone: torchvision ``arch`` with zero-init residuals and ``fc`` replaced by Identity."""
+    return _resnet_without_head(arch)[0]
+
+
+def backbone_width(arch: str = "resnet50") -> int:
+    """Width of the pooled backbone features of ``arch`` (512 for resnet18/34, 2048 for resnet50, ...)."""
+    with torch.device("meta"):
+        return _resnet_without_head(arch)[1]
+
+
+def parse_projector(projector: str) -> list[int]:
+    """Layer widths of a projector spec such as ``"8192-8192-8192"``."""
+    try:
+        widths = [int(part) for part in projector.split("-")]
+    except ValueError:
+        widths = []
+    if not widths or any(width < 1 for width in widths):
+        raise ValueError(f"projector must be positive integers joined by '-', e.g. '8192-8192-8192'; got {projector!r}")
+    return widths
+
+
+def build_projector(in_features: int, widths: list[int]) -> nn.Sequential:
+    """Linear(no bias)-BatchNorm-ReLU blocks, then a final Linear(no bias), as in the official code."""
+    sizes = [in_features, *widths]
+    layers: list[nn.Module] = []
+    for width_in, width_out in zip(sizes[:-2], sizes[1:-1]):
+        layers += [nn.Linear(width_in, width_out, bias=False), nn.BatchNorm1d(width_out), nn.ReLU(inplace=True)]
+    layers.append(nn.Linear(sizes[-2], sizes[-1], bias=False))
+    return nn.Sequential(*layers)
+
+
+class BarlowTwins(nn.Module):
+    """Backbone + projector whose ``forward(y1, y2)`` returns the Barlow Twins loss of two batches of views.
+
+    ``batch_size`` is the GLOBAL batch size that divides the cross-correlation (as the official
+    ``args.batch_size``); by default it is the local batch size times the number of processes.
+    """
+
+    def __init__(self, arch: str = "resnet50", projector: str = "8192-8192-8192", lambd: float = 0.0051,
+                 batch_size: int | None = None) -> None:
+        super().__init__()
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be positive or None, got {batch_size}")
+        widths = parse_projector(projector)
+        self.lambd = lambd
+        self.batch_size = batch_size
+        self.backbone, in_features = _resnet_without_head(arch)
+        self.projector = build_projector(in_features, widths)
+        # Affine-free normalisation of the embeddings z1 and z2.
+        self.bn = nn.BatchNorm1d(widths[-1], affine=False)
+
+    def embed(self, images: Tensor) -> Tensor:
+        """Projector output for one batch of views, in float32 (see ``pretrain.loss`` on precision)."""
+        return self.projector(self.backbone(images)).float()
+
+    def forward(self, y1: Tensor, y2: Tensor) -> Tensor:
+        """Barlow Twins loss (scalar) of the two augmented views ``y1`` and ``y2`` of one batch."""
+        if y1.shape != y2.shape:
+            raise ValueError(f"the two views must have one shape, got {tuple(y1.shape)} and {tuple(y2.shape)}")
+        # The views go through the network separately: BatchNorm statistics are per view, as officially.
+        z1 = self.embed(y1)
+        z2 = self.embed(y2)
+        global_batch = self.batch_size or y1.shape[0] * distributed_world_size()
+        with torch.autocast(device_type=z1.device.type, enabled=False):
+            correlation = cross_correlation(batch_standardize(z1, self.bn), batch_standardize(z2, self.bn),
+                                            global_batch)
+            return barlow_twins_loss(correlation, self.lambd)

@@ -1,0 +1,289 @@
+"""The Barlow Twins pretraining loop: distributed, mixed precision, resumable mid-epoch, pre-emption safe.
+
+One call of ``pretrain(config)`` trains until ``config.epochs`` are done (returns ``"completed"`` and writes
+``<arch>.pth``) or until a stop is requested by SIGTERM/SIGUSR1 or ``stop_after_steps`` (checkpoints at the
+step boundary and returns ``"preempted"``). Running it again with the same ``output_dir`` resumes from
+``checkpoint.pth`` at the exact batch, with the same schedule, data order and augmentations.
+
+The hot path has no host-device synchronisation: the loss is read (``.item()``) and checked for NaN/inf only
+at logging and checkpoint steps. A non-finite loss raises ``NonFiniteLossError`` before anything is saved,
+so ``checkpoint.pth`` keeps the last good state.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from pretrain.checkpoint import load_checkpoint, save_checkpoint
+from pretrain.config import ConfigError, config_to_dict, save_config
+from pretrain.data import DataError, EpochBatchSampler, TwoViewDataset, build_loader, list_images
+from pretrain.distributed import (DistributedContext, any_process, barrier, init_distributed,
+                                  shutdown_distributed, sum_over_processes)
+from pretrain.export import backbone_state_from_model, save_backbone
+from pretrain.model import BarlowTwins
+from pretrain.optim import LARS, param_groups_weights_biases
+from pretrain.pretrain_config import PretrainConfig
+from pretrain.schedule import adjust_learning_rate
+from pretrain.signals import StopRequest
+from pretrain.stats import ProgressBar, StatsLogger
+from pretrain.training_state import build_checkpoint, changed_settings, restore_checkpoint
+from pretrain.transforms import BarlowTwinsTransform
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pth"
+CONFIG_FILE = "config.yaml"
+Outcome = Literal["completed", "preempted"]
+
+# Settings that may change between a run and its resumption without changing what is trained.
+RUNTIME_ONLY_KEYS = frozenset({"output_dir", "stop_after_steps", "progress_bar", "tensorboard", "log_every",
+                               "checkpoint_every_steps", "checkpoint_every_epochs", "compile", "data.root",
+                               "data.workers", "knn"})
+
+# Autocast dtype per precision name; None trains in float32.
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; training stopped without saving the poisoned state."""
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``auto`` becomes bf16 on GPUs that support it, fp16 on older GPUs, fp32 on CPU."""
+    if name == "auto":
+        if device.type != "cuda":
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if name == "fp16" and device.type != "cuda":
+        raise ConfigError("config key 'precision' is 'fp16', which needs a GPU; use fp32 or bf16 on CPU")
+    return name
+
+
+@dataclass
+class Run:
+    """The pieces of one training run that the loop and the checkpoint code share."""
+
+    config: PretrainConfig
+    context: DistributedContext
+    model: BarlowTwins  # unwrapped: its state dict has no DDP/compile prefixes
+    network: nn.Module  # what is called in the loop (DDP and/or compiled wrapper of ``model``)
+    optimizer: LARS
+    scaler: torch.amp.GradScaler
+    autocast_dtype: torch.dtype | None
+    steps_per_epoch: int
+    checkpoint_path: Path
+    step: int = 0
+    skipped_images: int = 0
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.epochs * self.steps_per_epoch
+
+    def save(self) -> None:
+        """Writes ``checkpoint.pth`` (main process), then waits so no process exits before it is on disk."""
+        if self.context.is_main:
+            save_checkpoint(build_checkpoint(self.model, self.optimizer, self.scaler, self.step, self.steps_per_epoch,
+                                             self.skipped_images, config_to_dict(self.config)),
+                            self.checkpoint_path)
+        barrier(self.context)
+
+
+def pretrain(config: PretrainConfig) -> Outcome:
+    """Trains (or resumes training) as described by ``config``; see the module docstring."""
+    context = init_distributed()
+    try:
+        return _pretrain(config, context)
+    finally:
+        shutdown_distributed()
+
+
+def _pretrain(config: PretrainConfig, context: DistributedContext) -> Outcome:
+    paths, layout = list_images(config.data.root)
+    if config.batch_size % context.world_size:
+        raise ConfigError(f"config key 'batch_size' ({config.batch_size}) must be divisible by the number of "
+                         f"processes ({context.world_size})")
+    logger.info("data: %d images in %s (%s layout)", len(paths), config.data.root, layout)
+    dataset = TwoViewDataset(paths, BarlowTwinsTransform(size=config.data.image_size), seed=config.seed)
+    sampler = EpochBatchSampler(dataset, config.batch_size // context.world_size, context.world_size, context.rank,
+                                seed=config.seed)
+    if sampler.batches_per_epoch == 0:
+        raise DataError(f"{config.data.root}: {len(paths)} image(s) give no batch of at least 2 per process "
+                        f"({context.world_size} process(es)); add images")
+    run = _build_run(config, context, sampler.batches_per_epoch)
+    output_dir = Path(config.output_dir)
+    if context.is_main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, output_dir / CONFIG_FILE)
+    loader = build_loader(dataset, sampler, config.data.workers, pin_memory=context.device.type == "cuda")
+    stats = StatsLogger(output_dir, context.is_main, config.tensorboard, resume_step=run.step)
+    progress = ProgressBar(run.total_steps, run.step, context.is_main and config.progress_bar)
+    try:
+        with StopRequest() as stop:
+            if _train_epochs(run, sampler, loader, stats, progress, stop) == "preempted":
+                return "preempted"
+    finally:
+        progress.close()
+        stats.close()
+    if context.is_main:
+        backbone_path = output_dir / f"{config.model.arch}.pth"
+        save_backbone(backbone_state_from_model(run.model.state_dict(), config.model.arch), backbone_path)
+        logger.info("training complete: backbone weights in %s", backbone_path)
+    return "completed"
+
+
+def _build_run(config: PretrainConfig, context: DistributedContext, steps_per_epoch: int) -> Run:
+    """Model, optimizer and scaler on the right device, restored from ``checkpoint.pth`` when present."""
+    torch.manual_seed(config.seed)
+    device = context.device
+    model = BarlowTwins(config.model.arch, config.model.projector, config.model.lambd, batch_size=config.batch_size)
+    if device.type == "cuda" and context.is_distributed:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device)
+    if device.type == "cuda" and config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optim = config.optim
+    optimizer = LARS(param_groups_weights_biases(model), lr=0, weight_decay=optim.weight_decay,
+                     momentum=optim.momentum, eta=optim.eta, weight_decay_filter=True, lars_adaptation_filter=True)
+    precision = resolve_precision(config.precision, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    checkpoint_path = Path(config.output_dir) / CHECKPOINT_FILE
+    step, skipped = 0, 0
+    if checkpoint_path.is_file():
+        checkpoint = load_checkpoint(checkpoint_path)
+        step, skipped = restore_checkpoint(checkpoint, model, optimizer, scaler, steps_per_epoch, str(checkpoint_path))
+        changes = changed_settings(checkpoint.get("config", {}), config_to_dict(config), RUNTIME_ONLY_KEYS)
+        logger.info("resuming from %s at step %d (epoch %d)", checkpoint_path, step, step // steps_per_epoch)
+        if changes:
+            logger.warning("resuming with settings that differ from the checkpoint's: %s", "; ".join(changes))
+    network: nn.Module = model
+    if context.is_distributed:
+        network = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile:
+        network = torch.compile(network)
+    logger.info("precision %s on %s, %d process(es), %d steps per epoch", precision, device, context.world_size,
+                steps_per_epoch)
+    return Run(config, context, model, network, optimizer, scaler, PRECISIONS[precision], steps_per_epoch,
+               checkpoint_path, step=step, skipped_images=skipped)
+
+
+@dataclass
+class _Window:
+    """Counts since the last logging step: images trained (throughput) and unreadable images skipped."""
+
+    start: float
+    images: int = 0
+    skipped: int = 0
+
+    def add_skipped_to(self, run: Run) -> None:
+        """Moves this window's skipped count (summed over processes) into the run's total."""
+        run.skipped_images += int(sum_over_processes([self.skipped], run.context)[0])
+        self.skipped = 0
+
+
+def _train_epochs(run: Run, sampler: EpochBatchSampler, loader: torch.utils.data.DataLoader, stats: StatsLogger,
+                  progress: ProgressBar, stop: StopRequest) -> Outcome:
+    config, device = run.config, run.context.device
+    memory_format = torch.channels_last if device.type == "cuda" and config.channels_last else torch.preserve_format
+    nonfinite_losses = torch.zeros((), dtype=torch.int64, device=device)
+    steps_this_process = 0
+    run_start = time.perf_counter()
+    window = _Window(start=run_start)
+    for epoch in range(run.step // run.steps_per_epoch, config.epochs):
+        sampler.set_epoch(epoch, start_batch=run.step - epoch * run.steps_per_epoch)
+        run.network.train()
+        for view1, view2, skipped in loader:
+            learning_rates = adjust_learning_rate(
+                run.optimizer, run.step, run.steps_per_epoch, config.epochs, config.batch_size,
+                warmup_epochs=config.optim.warmup_epochs, end_factor=config.optim.end_factor,
+                lr_weights=config.optim.lr_weights, lr_biases=config.optim.lr_biases)
+            loss = _train_step(run, view1.to(device, non_blocking=True, memory_format=memory_format),
+                               view2.to(device, non_blocking=True, memory_format=memory_format))
+            nonfinite_losses += (~torch.isfinite(loss)).long()
+            run.step += 1
+            steps_this_process += 1
+            window.images += view1.shape[0]
+            window.skipped += int(skipped.sum())
+            progress.update()
+            end_of_epoch = run.step % run.steps_per_epoch == 0
+            if run.step % config.log_every == 0 or end_of_epoch:
+                loss_value = _checked_loss(loss, nonfinite_losses, run)
+                now = time.perf_counter()
+                images = sum_over_processes([window.images], run.context)[0]
+                window.add_skipped_to(run)
+                record = {"step": run.step, "epoch": epoch, "loss": loss_value, "lr_weights": learning_rates[0],
+                          "lr_biases": learning_rates[1], "images_per_s": images / max(now - window.start, 1e-9),
+                          "skipped_images": run.skipped_images, "time": round(now - run_start, 3)}
+                stats.log(record)
+                progress.show(loss=loss_value, images_per_s=record["images_per_s"])
+                window = _Window(start=now)
+            if config.stop_after_steps is not None and steps_this_process >= config.stop_after_steps:
+                stop.request(f"stop_after_steps={config.stop_after_steps} reached")
+            stopping = any_process(stop.reason is not None, run.context)
+            if stopping or _checkpoint_due(config, run.step, epoch, end_of_epoch):
+                _checked_loss(loss, nonfinite_losses, run)
+                window.add_skipped_to(run)
+                run.save()
+            if stopping:
+                logger.warning("stopping at step %d (%s); checkpoint saved to %s; run the same command to resume",
+                               run.step, stop.reason or "another process was asked to stop", run.checkpoint_path)
+                return "preempted"
+        _maybe_knn(run, epoch, stats)
+    return "completed"
+
+
+def _checkpoint_due(config: PretrainConfig, step: int, epoch: int, end_of_epoch: bool) -> bool:
+    """Every ``checkpoint_every_steps`` steps, every ``checkpoint_every_epochs`` epoch ends, and at the end."""
+    if step % config.checkpoint_every_steps == 0:
+        return True
+    return end_of_epoch and ((epoch + 1) % config.checkpoint_every_epochs == 0 or epoch + 1 == config.epochs)
+
+
+def _train_step(run: Run, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
+    """One optimizer step on a batch of view pairs; returns the detached loss (still on the device)."""
+    run.optimizer.zero_grad(set_to_none=True)
+    dtype = run.autocast_dtype
+    with torch.autocast(device_type=view1.device.type, dtype=dtype, enabled=dtype is not None):
+        loss = run.network(view1, view2)
+    run.scaler.scale(loss).backward()
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    return loss.detach()
+
+
+def _checked_loss(loss: torch.Tensor, nonfinite_losses: torch.Tensor, run: Run) -> float:
+    """The loss as a float (a host-device sync), after checking no loss since the last check was NaN/inf."""
+    value = loss.item()
+    count = int(nonfinite_losses.item())
+    if count or not math.isfinite(value):
+        raise NonFiniteLossError(
+            f"the loss became NaN/inf ({count} non-finite step(s) before step {run.step}, last loss {value}); "
+            f"stopped without saving. {run.checkpoint_path} keeps the last good state (if any was saved). "
+            f"Lower optim.lr_weights/optim.lr_biases or use precision=fp32, then rerun to resume from it.")
+    return value
+
+
+def _maybe_knn(run: Run, epoch: int, stats: StatsLogger) -> None:
+    """Every ``knn.every_epochs`` epochs, the kNN top-1 of the backbone (main process; others wait)."""
+    knn = run.config.knn
+    if not knn.every_epochs or (epoch + 1) % knn.every_epochs:
+        return
+    if run.context.is_main:
+        from transfer.knn import evaluate_knn
+
+        run.model.eval()
+        top1 = evaluate_knn(run.model.backbone, knn.train_root, knn.val_root,
+                            image_size=knn.image_size or run.config.data.image_size, device=run.context.device,
+                            batch_size=knn.batch_size, k=knn.k, temperature=knn.temperature)
+        run.model.train()
+        stats.log({"step": run.step, "epoch": epoch, "knn_top1": float(top1)})
+        logger.info("epoch %d: kNN top-1 %.2f%%", epoch, top1)
+    barrier(run.context)

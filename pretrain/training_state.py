@@ -1,0 +1,102 @@
+"""What a pretraining checkpoint holds, and how a run is put back exactly where it stopped.
+
+Layout (``torch.load(weights_only=True)`` can read it: tensors, numbers, strings, lists and dicts only)::
+
+    format            PRETRAIN_CHECKPOINT_FORMAT
+    model             BarlowTwins state dict (backbone.*, projector.*, bn.*), no DDP/compile prefixes
+    optimizer         LARS state dict
+    scaler            GradScaler state dict ({} unless fp16)
+    epoch             epoch of the next step (== epochs when training is complete)
+    step              optimizer steps completed (global over epochs)
+    steps_per_epoch   batches per epoch per process when saved (a resume must see the same)
+    skipped_images    unreadable images skipped so far (all processes)
+    rng               torch / cuda / numpy / python generator states
+    config            the resolved PretrainConfig as a dict
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pretrain.checkpoint import PRETRAIN_CHECKPOINT_FORMAT, CheckpointError
+
+
+def capture_rng_states() -> dict[str, Any]:
+    """Every random generator's state, in weights-only-loadable form."""
+    _name, numpy_keys, numpy_pos, numpy_has_gauss, numpy_gauss = np.random.get_state()
+    python_version, python_internal, python_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"keys": torch.from_numpy(numpy_keys.astype(np.int64)), "pos": int(numpy_pos),
+                  "has_gauss": int(numpy_has_gauss), "cached_gaussian": float(numpy_gauss)},
+        "python": {"version": python_version, "internal": list(python_internal), "gauss_next": python_gauss},
+    }
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    """Puts back the generator states saved by ``capture_rng_states``."""
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    numpy_state = states["numpy"]
+    np.random.set_state(("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
+                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
+    python_state = states["python"]
+    random.setstate((python_state["version"], tuple(python_state["internal"]), python_state["gauss_next"]))
+
+
+def build_checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, step: int,
+                     steps_per_epoch: int, skipped_images: int, config: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint dict of the (unwrapped) ``model`` after ``step`` optimizer steps."""
+    return {
+        "format": PRETRAIN_CHECKPOINT_FORMAT,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+        "epoch": step // steps_per_epoch,
+        "step": step,
+        "steps_per_epoch": steps_per_epoch,
+        "skipped_images": skipped_images,
+        "rng": capture_rng_states(),
+        "config": config,
+    }
+
+
+def restore_checkpoint(checkpoint: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
+                       scaler: torch.amp.GradScaler, steps_per_epoch: int, source: str) -> tuple[int, int]:
+    """Loads model/optimizer/scaler/RNG states; returns (steps completed, images skipped so far)."""
+    if checkpoint.get("format") != PRETRAIN_CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{source} is not a pretraining checkpoint of this project (format "
+                              f"{checkpoint.get('format')!r}); move it away or choose another output_dir")
+    if checkpoint["steps_per_epoch"] != steps_per_epoch:
+        raise CheckpointError(
+            f"{source} was written with {checkpoint['steps_per_epoch']} steps per epoch but this run has "
+            f"{steps_per_epoch} (the data folder, batch_size or number of processes changed); resuming would "
+            f"not continue the same schedule. Restore the original setup or use a new output_dir.")
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    if scaler.is_enabled() and checkpoint["scaler"]:
+        scaler.load_state_dict(checkpoint["scaler"])
+    restore_rng_states(checkpoint["rng"])
+    return int(checkpoint["step"]), int(checkpoint["skipped_images"])
+
+
+def changed_settings(saved: dict[str, Any], current: dict[str, Any], ignore: frozenset[str] = frozenset(),
+                     prefix: str = "") -> list[str]:
+    """Dotted keys (except ``ignore``d ones) whose values differ between two config dicts."""
+    changed = []
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key), current.get(key)
+        if f"{prefix}{key}" in ignore:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += changed_settings(old, new, ignore, prefix=f"{prefix}{key}.")
+        elif old != new:
+            changed.append(f"{prefix}{key}: {old!r} -> {new!r}")
+    return changed

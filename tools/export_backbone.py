@@ -1,0 +1,42 @@
+#!/usr/bin/env python
+"""Writes the torchvision backbone weights (no ``fc``) of a Barlow Twins checkpoint to a ``.pth`` file.
+
+    python tools/export_backbone.py CHECKPOINT OUT.pth [--arch resnet50]
+
+CHECKPOINT may be this project's ``checkpoint.pth``, the official release's ``checkpoint.pth`` or
+``resnet50.pth``, or any torchvision ResNet state dict. The output loads into ``torchvision.models.<arch>()``
+with ``load_state_dict(..., strict=False)`` reporting only ``fc.weight`` / ``fc.bias`` missing.
+Exit code 2 names the problem when the file is missing, unreadable or not a ``--arch`` checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from pretrain.checkpoint import file_sha256  # noqa: E402
+from pretrain.export import export_backbone  # noqa: E402
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", type=Path, help="pretraining checkpoint or backbone state dict")
+    parser.add_argument("output", type=Path, help="where to write the backbone state dict (.pth)")
+    parser.add_argument("--arch", default="resnet50", help="torchvision ResNet name (default resnet50)")
+    args = parser.parse_args(argv)
+    try:
+        source_format = export_backbone(args.checkpoint, args.output, arch=args.arch)
+    except ValueError as error:  # CheckpointError, or an unknown --arch
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{args.checkpoint} ({source_format}) -> {args.output} ({args.arch} backbone, "
+          f"sha256 {file_sha256(args.output)[:12]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Python entry point of the detection transfer tasks, for the evaluation suite.
+
+A task name picks a protocol config from ``configs/torchvision_detection/``; the caller supplies the
+backbone weights, the dataset root (``VOCdevkit`` for VOC, the ``coco`` directory for COCO) and the
+output directory.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Sequence
+
+from transfer.detection.tv_config import load_detection_config
+from transfer.detection.tv_train import train_and_evaluate
+from transfer.results import TaskResult
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "torchvision_detection"
+
+# task -> (protocol config, overrides that specialise it)
+TASKS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "voc0712_detection": ("voc0712_faster_rcnn_R50_FPN.yaml", ()),
+    "coco_instance_segmentation": ("coco_mask_rcnn_R50_FPN_1x.yaml", ()),
+    "coco_detection": ("coco_mask_rcnn_R50_FPN_1x.yaml", ("task=coco_detection", "model.meta_arch=faster_rcnn")),
+}
+
+
+class EngineUnavailableError(RuntimeError):
+    """The requested detection engine cannot run here (detectron2 not installed)."""
+
+
+def detectron2_available() -> bool:
+    """Whether ``import detectron2`` would succeed."""
+    return importlib.util.find_spec("detectron2") is not None
+
+
+def require_detectron2() -> None:
+    """Raises ``EngineUnavailableError`` with the way out when detectron2 is missing."""
+    if not detectron2_available():
+        raise EngineUnavailableError(
+            "the detectron2 engine needs detectron2, which is not installed (it is not on PyPI: build it "
+            "from source, see docs/detectron2.md); use --engine torchvision (engine='torchvision') instead")
+
+
+def run_detection(task: str, weights: str | None, data_root: str, output_dir: str, engine: str = "torchvision",
+                  random_init: bool = False, overrides: Sequence[str] = (), seed: int = 0) -> TaskResult:
+    """Fine-tunes ``weights`` on ``task`` and returns (and writes ``output_dir/results.json``) its result.
+
+    ``overrides`` are ``key=value`` config overrides applied last (e.g. ``solver.max_iter=100``).
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown detection task '{task}'; known: {', '.join(TASKS)}")
+    if engine == "detectron2":
+        require_detectron2()
+        raise EngineUnavailableError(
+            "run_detection(engine='detectron2') has no Python entry yet: run `python -m transfer.detection "
+            "--engine detectron2 --config-file configs/detectron2/... ` (see docs/detectron2.md), whose "
+            "OUTPUT_DIR/results.json has the same schema")
+    if engine != "torchvision":
+        raise ValueError(f"unknown detection engine '{engine}'; choose detectron2 or torchvision")
+    config_name, task_overrides = TASKS[task]
+    config = load_detection_config(CONFIG_DIR / config_name, [
+        *task_overrides, f"data.root={json.dumps(str(data_root))}", f"output_dir={json.dumps(str(output_dir))}",
+        f"seed={seed}", f"model.random_init={str(random_init).lower()}",
+        *([f"model.weights={json.dumps(str(weights))}"] if weights is not None else []), *overrides])
+    result = train_and_evaluate(config)
+    if result is None:
+        raise RuntimeError("run_detection returns results on the main process only; launch it without torchrun "
+                           "or read OUTPUT_DIR/results.json")
+    return result

@@ -1,11 +1,11 @@
 #!/usr/bin/env python
-"""Converts ResNet-50 weights into detectron2's ``.pkl`` format for detection transfer.
+"""Converts ResNet weights into detectron2's ``.pkl`` format for detection transfer.
 
-    python tools/convert_to_d2.py INPUT OUTPUT.pkl [--detectron2-check {auto,yes,no}]
+    python tools/convert_to_d2.py INPUT OUTPUT.pkl [--arch resnet50] [--detectron2-check {auto,yes,no}]
 
-INPUT: this project's exported ``resnet50.pth`` or pretraining checkpoint, the official Barlow Twins
-``resnet50.pth`` / ``checkpoint.pth``, or any torchvision ResNet-50 state dict (``fc`` is dropped).
-Exits with status 1 and a message naming the problem when the input is not a complete ResNet-50.
+INPUT: this project's exported ``<arch>.pth`` or pretraining checkpoint, the official Barlow Twins
+``resnet50.pth`` / ``checkpoint.pth``, or any torchvision ResNet state dict (``fc`` is dropped).
+Exits with status 1 and a message naming the problem when the input is not a complete ``--arch``.
 """
 
 from __future__ import annotations
@@ -21,18 +21,21 @@ if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
 from pretrain.checkpoint import CheckpointError  # noqa: E402
-from transfer.detection.convert import ConversionError, convert_checkpoint  # noqa: E402
+from transfer.detection.convert import ARCHITECTURES, ConversionError, convert_checkpoint  # noqa: E402
 
 CHECK_CHOICES = {"auto": None, "yes": True, "no": False}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("input", type=Path, help="checkpoint or state dict holding a ResNet-50")
+    parser.add_argument("input", type=Path, help="checkpoint or state dict holding a torchvision ResNet")
     parser.add_argument("output", type=Path, help="detectron2 weights to write (must end in .pkl)")
+    parser.add_argument("--arch", choices=ARCHITECTURES, default="resnet50",
+                        help="torchvision ResNet of INPUT (default resnet50); detectron2 builds resnet18/34 "
+                             "only as FPN backbones")
     parser.add_argument("--detectron2-check", choices=CHECK_CHOICES, default="auto",
-                        help="load the output into a detectron2 R50-C4 model and require every trunk tensor "
-                             "to match (auto: when detectron2 is importable)")
+                        help="load the output into a detectron2 model (R-C4; R-FPN for resnet18/34) and require "
+                             "every trunk tensor to match (auto: when detectron2 is importable)")
     return parser.parse_args(argv)
 
 
@@ -40,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point: prints a summary; exit status 1 on bad input."""
     args = parse_args(argv)
     try:
-        summary = convert_checkpoint(args.input, args.output, CHECK_CHOICES[args.detectron2_check])
+        summary = convert_checkpoint(args.input, args.output, CHECK_CHOICES[args.detectron2_check], args.arch)
     except (CheckpointError, ConversionError) as error:
         print(f"convert_to_d2.py: error: {error}", file=sys.stderr)
         return 1

@@ -31,3 +31,25 @@ def published_value(table: str, method: str, metric: str) -> float | None:
     if metric not in section["metric"]:
         raise KeyError(f"table '{table}' has no metric '{metric}'; known: {', '.join(section['metric'])}")
     return section["rows"][method][section["metric"].index(metric)]
+
+
+def published_markdown(methods: tuple[str, ...] = ("Supervised", "Barlow Twins")) -> str:
+    """The published numbers of ``methods`` as Markdown tables, one per paper table (for README and docs)."""
+    document = published_results()
+    blocks = []
+    for table, section in document.items():
+        if not isinstance(section, dict):
+            continue
+        rows = [method for method in methods if method in section["rows"]]
+        lines = [f"**{table}**" + (f" ({section['protocol']})" if "protocol" in section else ""), "",
+                 "| method | " + " | ".join(section["metric"]) + " |",
+                 "|---|" + "---:|" * len(section["metric"])]
+        for method in rows:
+            values = ["-" if value is None else f"{value:.1f}" for value in section["rows"][method]]
+            lines.append(f"| {method} | " + " | ".join(values) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + f"\n\nSource: {document['source']}\n"
+
+
+if __name__ == "__main__":
+    print(published_markdown(), end="")

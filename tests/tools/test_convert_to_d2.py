@@ -44,21 +44,22 @@ def test_script_converts_and_summarises(tmp_path, official_checkpoint):
     assert not any("projector" in key or key.startswith("bn.") for key in data["model"])
 
 
-def test_script_refuses_incomplete_checkpoint_with_status_1(tmp_path):
-    state = torchvision.models.resnet50().state_dict()
-    del state["layer2.1.bn1.running_var"]
-    torch.save(state, tmp_path / "broken.pth")
-    result = run_script(tmp_path / "broken.pth", tmp_path / "out.pkl", "--detectron2-check", "no")
-    assert result.returncode == 1
-    assert "error" in result.stderr and "layer2.1.bn1.running_var" in result.stderr
-    assert not (tmp_path / "out.pkl").exists()
-
-
 def load_cli():
     spec = importlib.util.spec_from_file_location("convert_to_d2", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_cli_refuses_incomplete_checkpoint_with_status_1(tmp_path, capsys):
+    state = torchvision.models.resnet50().state_dict()
+    del state["layer2.1.bn1.running_var"]
+    torch.save(state, tmp_path / "broken.pth")
+    # In process (the script's exit status is main's return value; the subprocess test above runs the script).
+    assert load_cli().main([str(tmp_path / "broken.pth"), str(tmp_path / "out.pkl"), "--detectron2-check", "no"]) == 1
+    error = capsys.readouterr().err
+    assert "error" in error and "layer2.1.bn1.running_var" in error
+    assert not (tmp_path / "out.pkl").exists()
 
 
 def test_cli_refuses_missing_input_and_wrong_suffix(tmp_path, capsys, official_checkpoint):
@@ -68,3 +69,18 @@ def test_cli_refuses_missing_input_and_wrong_suffix(tmp_path, capsys, official_c
     assert "absent.pth" in error and "not found" in error
     assert cli.main([str(official_checkpoint), str(tmp_path / "out.pth"), "--detectron2-check", "no"]) == 1
     assert ".pkl" in capsys.readouterr().err and not (tmp_path / "out.pth").exists()
+
+
+def test_cli_converts_a_resnet18_with_arch(tmp_path, capsys):
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "resnet18.pth")
+    cli = load_cli()
+    assert cli.main([str(tmp_path / "resnet18.pth"), str(tmp_path / "r18.pkl"), "--arch", "resnet18",
+                     "--detectron2-check", "no"]) == 0
+    output = capsys.readouterr().out
+    assert "arch: resnet18" in output and "120 tensors" in output  # 6 stem + 8 blocks x 12 + 3 shortcuts x 6
+    # Without --arch the file is checked as the default resnet50, and refused.
+    assert cli.main([str(tmp_path / "resnet18.pth"), str(tmp_path / "r50.pkl"), "--detectron2-check", "no"]) == 1
+    assert "resnet50" in capsys.readouterr().err and not (tmp_path / "r50.pkl").exists()
+    with pytest.raises(SystemExit):
+        cli.main([str(tmp_path / "resnet18.pth"), str(tmp_path / "x.pkl"), "--arch", "vgg16"])
+    assert "invalid choice: 'vgg16'" in capsys.readouterr().err

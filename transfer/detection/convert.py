@@ -1,12 +1,13 @@
-"""Converts ResNet-50 backbone weights (any supported checkpoint) into a detectron2 ``.pkl`` file.
+"""Converts ResNet backbone weights (any supported checkpoint) into a detectron2 ``.pkl`` file.
 
 detectron2's ``DetectionCheckpointer`` reads a pickled ``{"model": {name: ndarray}, "__author__",
 "matching_heuristics": True}`` and matches names by suffix, so ``res2.0.conv1.weight`` lands in both
 ``backbone.res2.0.conv1.weight`` (C4 trunk) and ``backbone.bottom_up.res2...`` (FPN), and ``res5.*`` in
 ``roi_heads.res5.*`` (C4 head). Its loader only warns when nothing matches, and without
 ``matching_heuristics`` it silently trains from random weights, so the output is verified here: against
-detectron2's ResNet-50 layout (derived from its architecture, not from the renaming) and, when detectron2
-is importable, by loading it into a built R50-C4 model.
+detectron2's ResNet layout of the architecture (derived from its stages and blocks, not from the
+renaming) and, when detectron2 is importable, by loading it into a built model (R-C4 for bottleneck
+ResNets; ResNet-18/34, which detectron2 builds only with BasicBlock FPN backbones, R-FPN).
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from pretrain.atomic import atomic_write
 from pretrain.checkpoint import load_backbone_state_dict
 
 AUTHOR = "barlowtwins-pipeline"
-# detectron2 ResNet-50: blocks per stage res2..res5 (torchvision layer1..layer4).
-RESNET50_STAGE_BLOCKS = (3, 4, 6, 3)
 NORM_TENSORS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 # Counters that BatchNorm exports may omit; their absence changes nothing detectron2 uses.
 OPTIONAL_SUFFIX = "num_batches_tracked"
@@ -44,7 +43,33 @@ _BLOCK_PATTERN = re.compile(r"layer([1-4])\.(\d+)\.(.+)")
 
 
 class ConversionError(ValueError):
-    """The input cannot be turned into a complete, loadable detectron2 ResNet-50 checkpoint."""
+    """The input cannot be turned into a complete, loadable detectron2 ResNet checkpoint."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ResNetLayout:
+    """A ResNet's architecture as detectron2 builds it (``MODEL.RESNETS.DEPTH``)."""
+
+    depth: int
+    bottleneck: bool  # BottleneckBlock (1x1-3x3-1x1, 4x expansion) or BasicBlock (3x3-3x3)
+    stage_blocks: tuple[int, int, int, int]  # blocks in res2..res5 (torchvision layer1..layer4)
+
+
+# torchvision arch -> its layout (He et al. 2016, Table 1; detectron2's build_resnet_backbone).
+ARCHITECTURES: dict[str, ResNetLayout] = {
+    "resnet18": ResNetLayout(18, False, (2, 2, 2, 2)),
+    "resnet34": ResNetLayout(34, False, (3, 4, 6, 3)),
+    "resnet50": ResNetLayout(50, True, (3, 4, 6, 3)),
+    "resnet101": ResNetLayout(101, True, (3, 4, 23, 3)),
+    "resnet152": ResNetLayout(152, True, (3, 8, 36, 3)),
+}
+
+
+def resnet_layout(arch: str) -> ResNetLayout:
+    """The layout of ``arch``; ``ConversionError`` naming the supported ones otherwise."""
+    if arch not in ARCHITECTURES:
+        raise ConversionError(f"unsupported arch '{arch}': choose one of {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[arch]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,12 +82,14 @@ class ConversionSummary:
     tensors_written: int
     detectron2_trunk_tensors_checked: int | None
 
+    arch: str = "resnet50"
+
     def describe(self) -> str:
         """One human-readable summary line per fact."""
-        checked = (f"loaded into a detectron2 R50-C4 model: all {self.detectron2_trunk_tensors_checked} trunk "
-                   "tensors matched" if self.detectron2_trunk_tensors_checked is not None
-                   else "detectron2 not importable: checked against its ResNet-50 layout only")
-        return "\n".join([f"source: {self.source} (format: {self.source_format})",
+        checked = (f"loaded into a detectron2 model: all {self.detectron2_trunk_tensors_checked} trunk tensors "
+                   "matched" if self.detectron2_trunk_tensors_checked is not None
+                   else f"not loaded into detectron2: checked against its {self.arch} layout only")
+        return "\n".join([f"source: {self.source} (format: {self.source_format}, arch: {self.arch})",
                           f"wrote {self.tensors_written} tensors to {self.output}", checked])
 
 
@@ -88,41 +115,49 @@ def _conv_with_norm(prefix: str, out_channels: int, in_channels: int, kernel: in
     return shapes
 
 
-def detectron2_resnet50_shapes() -> dict[str, tuple[int, ...]]:
-    """Names and shapes of detectron2's ResNet-50 trunk (stem, res2-res5; ``STRIDE_IN_1X1`` does not change them).
+def detectron2_resnet_shapes(arch: str = "resnet50") -> dict[str, tuple[int, ...]]:
+    """Names and shapes of detectron2's trunk (stem, res2-res5) for ``arch``.
 
-    Built from the architecture (bottleneck width 64*2^i, output 256*2^i, a projection shortcut in each
-    stage's first block), independently of ``detectron2_name``, so it can check the renaming.
+    Built from the architecture (bottleneck: width 64*2^i, output 256*2^i; basic: width and output
+    64*2^i; a projection shortcut where a block changes the channel count or stride), independently of
+    ``detectron2_name``, so it can check the renaming. ``STRIDE_IN_1X1`` does not change the shapes.
     """
+    layout = resnet_layout(arch)
     shapes = _conv_with_norm("stem.conv1", 64, 3, 7)
     in_channels = 64
-    for stage, blocks in enumerate(RESNET50_STAGE_BLOCKS):
-        bottleneck, out_channels = 64 * 2**stage, 256 * 2**stage
+    for stage, blocks in enumerate(layout.stage_blocks):
+        width = 64 * 2**stage
+        out_channels = width * 4 if layout.bottleneck else width
         for block in range(blocks):
             prefix = f"res{stage + 2}.{block}"
-            if block == 0:
+            strided = block == 0 and stage > 0
+            if in_channels != out_channels or strided:
                 shapes |= _conv_with_norm(f"{prefix}.shortcut", out_channels, in_channels, 1)
-            shapes |= _conv_with_norm(f"{prefix}.conv1", bottleneck, in_channels, 1)
-            shapes |= _conv_with_norm(f"{prefix}.conv2", bottleneck, bottleneck, 3)
-            shapes |= _conv_with_norm(f"{prefix}.conv3", out_channels, bottleneck, 1)
+            if layout.bottleneck:
+                shapes |= _conv_with_norm(f"{prefix}.conv1", width, in_channels, 1)
+                shapes |= _conv_with_norm(f"{prefix}.conv2", width, width, 3)
+                shapes |= _conv_with_norm(f"{prefix}.conv3", out_channels, width, 1)
+            else:
+                shapes |= _conv_with_norm(f"{prefix}.conv1", width, in_channels, 3)
+                shapes |= _conv_with_norm(f"{prefix}.conv2", width, width, 3)
             in_channels = out_channels
     return shapes
 
 
-def verify_detectron2_resnet50(model: Mapping[str, np.ndarray]) -> None:
-    """Raises ``ConversionError`` unless ``model`` holds exactly detectron2's ResNet-50 trunk tensors and shapes."""
-    expected = detectron2_resnet50_shapes()
+def verify_detectron2_resnet(model: Mapping[str, np.ndarray], arch: str = "resnet50") -> None:
+    """Raises ``ConversionError`` unless ``model`` holds exactly detectron2's ``arch`` trunk tensors and shapes."""
+    expected = detectron2_resnet_shapes(arch)
     missing = [name for name in expected if name not in model and not name.endswith(OPTIONAL_SUFFIX)]
     if missing:
-        raise ConversionError(f"{len(missing)} detectron2 ResNet-50 tensor(s) missing, e.g. {', '.join(missing[:5])}")
+        raise ConversionError(f"{len(missing)} detectron2 {arch} tensor(s) missing, e.g. {', '.join(missing[:5])}")
     misshaped = [f"{name} {tuple(model[name].shape)} (expected {expected[name]})"
                  for name in expected if name in model and tuple(model[name].shape) != expected[name]]
     if misshaped:
-        raise ConversionError(f"{len(misshaped)} tensor(s) with a shape detectron2's ResNet-50 does not have: "
+        raise ConversionError(f"{len(misshaped)} tensor(s) with a shape detectron2's {arch} does not have: "
                               + "; ".join(misshaped[:5]))
     unexpected = sorted(set(model) - set(expected))
     if unexpected:
-        raise ConversionError(f"{len(unexpected)} tensor(s) outside detectron2's ResNet-50 trunk, "
+        raise ConversionError(f"{len(unexpected)} tensor(s) outside detectron2's {arch} trunk, "
                               f"e.g. {', '.join(unexpected[:5])}")
 
 
@@ -133,10 +168,10 @@ def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().cpu().numpy()
 
 
-def convert_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """Renames a torchvision ResNet-50 backbone state dict (no ``fc``) to detectron2 names, as numpy arrays."""
+def convert_state_dict(state: Mapping[str, torch.Tensor], arch: str = "resnet50") -> dict[str, np.ndarray]:
+    """Renames a torchvision ``arch`` backbone state dict (no ``fc``) to detectron2 names, as numpy arrays."""
     model = {detectron2_name(name): _to_numpy(tensor) for name, tensor in state.items()}
-    verify_detectron2_resnet50(model)
+    verify_detectron2_resnet(model, arch)
     return model
 
 
@@ -152,9 +187,9 @@ def write_detectron2_pickle(model: Mapping[str, np.ndarray], path: str | Path) -
                     protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def convert_checkpoint(source: str | Path, output: str | Path,
-                       check_with_detectron2: bool | None = None) -> ConversionSummary:
-    """Reads any supported ResNet-50 checkpoint and writes detectron2's ``.pkl`` to ``output``.
+def convert_checkpoint(source: str | Path, output: str | Path, check_with_detectron2: bool | None = None,
+                       arch: str = "resnet50") -> ConversionSummary:
+    """Reads any supported checkpoint of a torchvision ``arch`` and writes detectron2's ``.pkl`` to ``output``.
 
     ``check_with_detectron2``: ``None`` checks whenever detectron2 is importable; ``True`` requires it.
     On a failed check the output file is removed. Raises ``CheckpointError`` (unreadable, unknown or
@@ -164,8 +199,9 @@ def convert_checkpoint(source: str | Path, output: str | Path,
     if output.suffix != ".pkl":
         raise ConversionError(f"output {output} must end in .pkl: detectron2 reads other names with torch.load "
                               "and would ignore the matching heuristics")
-    state, source_format = load_backbone_state_dict(source, "resnet50")
-    model = convert_state_dict(state)
+    resnet_layout(arch)
+    state, source_format = load_backbone_state_dict(source, arch)
+    model = convert_state_dict(state, arch)
     if check_with_detectron2 is None:
         check_with_detectron2 = detectron2_available()
     elif check_with_detectron2 and not detectron2_available():
@@ -176,9 +212,9 @@ def convert_checkpoint(source: str | Path, output: str | Path,
         from transfer.detection.d2_verify import count_matched_trunk_tensors
 
         try:
-            trunk_checked = count_matched_trunk_tensors(output, model)
+            trunk_checked = count_matched_trunk_tensors(output, model, arch=arch)
         except ConversionError:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(output)
             raise
-    return ConversionSummary(str(source), source_format, str(output), len(model), trunk_checked)
+    return ConversionSummary(str(source), source_format, str(output), len(model), trunk_checked, arch)

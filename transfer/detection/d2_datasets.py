@@ -35,6 +35,7 @@ class VocDataset:
     dirname: Path
     split: str
     year: int
+    results_name: str | None = None  # the detectron2 builtin name it stands for in results (``voc_2007_test``)
 
     def required_paths(self) -> list[Path]:
         """Files and folders the split needs."""
@@ -48,6 +49,7 @@ class VocDataset:
 
         register_pascal_voc(self.name, str(self.dirname), self.split, self.year)
         MetadataCatalog.get(self.name).evaluator_type = "pascal_voc"
+        _set_results_name(self.name, self.results_name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +59,7 @@ class CocoDataset:
     name: str
     json_file: Path
     image_root: Path
+    results_name: str | None = None  # the detectron2 builtin name it stands for in results (``coco_2017_val``)
 
     def required_paths(self) -> list[Path]:
         """Files and folders the dataset needs."""
@@ -67,9 +70,17 @@ class CocoDataset:
         from detectron2.data.datasets import register_coco_instances
 
         register_coco_instances(self.name, {}, str(self.json_file), str(self.image_root))
+        _set_results_name(self.name, self.results_name)
 
 
 Dataset = VocDataset | CocoDataset
+
+
+def _set_results_name(name: str, results_name: str | None) -> None:
+    from detectron2.data import MetadataCatalog
+
+    if results_name is not None:
+        MetadataCatalog.get(name).results_name = results_name
 
 
 def _split_name(text: str, option: str) -> tuple[str, str]:
@@ -164,7 +175,8 @@ def check_datasets(names: Sequence[str]) -> None:
             raise DatasetSetupError(f"dataset '{name}': missing {', '.join(missing)}{hint}")
 
 
-def _class_count(metadata: object) -> int | None:
+def class_count(metadata: object) -> int | None:
+    """Number of classes of a registered dataset (``None`` when its metadata does not say)."""
     if getattr(metadata, "thing_classes", None):
         return len(metadata.thing_classes)
     json_file = getattr(metadata, "json_file", None)
@@ -182,7 +194,7 @@ def check_num_classes(names: Sequence[str], num_classes: int) -> None:
     from detectron2.data import MetadataCatalog
 
     for name in names:
-        count = _class_count(MetadataCatalog.get(name))
+        count = class_count(MetadataCatalog.get(name))
         if count is not None and count != num_classes:
             raise DatasetSetupError(f"dataset '{name}' has {count} classes but MODEL.ROI_HEADS.NUM_CLASSES is "
                                     f"{num_classes}; set MODEL.ROI_HEADS.NUM_CLASSES {count}")

@@ -86,7 +86,11 @@ def metrics_and_per_class(task: str, results: Mapping[str, Mapping[str, float]]
 
 
 def loss_curve(output_dir: str | Path) -> list[list[float]]:
-    """``[[iteration, total_loss], ...]`` from detectron2's ``OUTPUT_DIR/metrics.json`` (one JSON object per line)."""
+    """``[[iteration, total_loss], ...]`` from detectron2's ``OUTPUT_DIR/metrics.json`` (one JSON object per line).
+
+    detectron2 appends to that file, so a run that goes back in iterations (a rerun, or ``--resume`` from an
+    earlier checkpoint) replaces the points it repeats.
+    """
     path = Path(output_dir) / "metrics.json"
     if not path.is_file():
         return []
@@ -97,7 +101,10 @@ def loss_curve(output_dir: str | Path) -> list[list[float]]:
         except json.JSONDecodeError:
             continue  # a line cut short by an interrupted run
         if "total_loss" in record and "iteration" in record:
-            curve.append([float(record["iteration"]), float(record["total_loss"])])
+            iteration = float(record["iteration"])
+            while curve and curve[-1][0] >= iteration:
+                curve.pop()
+            curve.append([iteration, float(record["total_loss"])])
     return curve
 
 

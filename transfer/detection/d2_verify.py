@@ -1,7 +1,9 @@
-"""Checks a converted ``.pkl`` the way training will use it: loaded by detectron2 into an R50-C4 model.
+"""Checks a converted ``.pkl`` the way training will use it: loaded by detectron2 into a built model.
 
 detectron2 only warns about unmatched weights, so this fails loudly instead when any trunk tensor
-(``backbone.*`` and the C4 head's ``roi_heads.res5.<block>.*``) is not the converted value.
+(``backbone.*``, ``backbone.bottom_up.*`` and the C4 head's ``roi_heads.res5.<block>.*``) is not the
+converted value. Bottleneck ResNets are checked in an R-C4 model (res5 in the ROI head, as the protocol
+configs); ResNet-18/34 in an R-FPN model, the only form in which detectron2 builds BasicBlock trunks.
 """
 
 from __future__ import annotations
@@ -17,20 +19,35 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode, get_cfg
 from detectron2.modeling import build_model
 
-from transfer.detection.convert import OPTIONAL_SUFFIX, ConversionError
+from transfer.detection.convert import OPTIONAL_SUFFIX, ConversionError, resnet_layout
 
+# detectron2's Base-RCNN-FPN model, with res2 sized for BasicBlocks (RES2_OUT_CHANNELS 64, as R18/R34 require).
+_BASIC_BLOCK_FPN_OPTIONS = [
+    "MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone", "MODEL.RESNETS.RES2_OUT_CHANNELS", "64",
+    "MODEL.RESNETS.OUT_FEATURES", "['res2', 'res3', 'res4', 'res5']",
+    "MODEL.FPN.IN_FEATURES", "['res2', 'res3', 'res4', 'res5']",
+    "MODEL.ANCHOR_GENERATOR.SIZES", "[[32], [64], [128], [256], [512]]",
+    "MODEL.RPN.IN_FEATURES", "['p2', 'p3', 'p4', 'p5', 'p6']",
+    "MODEL.ROI_HEADS.NAME", "StandardROIHeads", "MODEL.ROI_HEADS.IN_FEATURES", "['p2', 'p3', 'p4', 'p5']",
+    "MODEL.ROI_BOX_HEAD.NAME", "FastRCNNConvFCHead", "MODEL.ROI_BOX_HEAD.NUM_FC", "2",
+    "MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION", "7",
+]
 _TRUNK_KEY = re.compile(r"(?:backbone\.(?:bottom_up\.)?|roi_heads\.)((?:stem|res[2-5]\.\d+)\..+)")
 
 
-def r50_c4_config() -> CfgNode:
-    """A detectron2 R50-C4 Faster R-CNN on CPU with the transfer protocol's trunk settings."""
+def verification_config(arch: str = "resnet50") -> CfgNode:
+    """A detectron2 Faster R-CNN on CPU with the protocol's trunk settings: R-C4, or R-FPN for ResNet-18/34."""
+    layout = resnet_layout(arch)
     cfg = get_cfg()
     cfg.MODEL.DEVICE = "cpu"
-    cfg.MODEL.RESNETS.DEPTH = 50
+    cfg.MODEL.RESNETS.DEPTH = layout.depth
     cfg.MODEL.RESNETS.NORM = "BN"
     cfg.MODEL.RESNETS.STRIDE_IN_1X1 = False
     cfg.MODEL.BACKBONE.FREEZE_AT = 0
-    cfg.MODEL.ROI_HEADS.NAME = "Res5ROIHeads"
+    if layout.bottleneck:
+        cfg.MODEL.ROI_HEADS.NAME = "Res5ROIHeads"
+        return cfg
+    cfg.merge_from_list(_BASIC_BLOCK_FPN_OPTIONS)
     return cfg
 
 
@@ -77,8 +94,8 @@ def load_into_model(model: torch.nn.Module, weights: str | Path) -> None:
 
 
 def count_matched_trunk_tensors(weights: str | Path, converted: Mapping[str, np.ndarray],
-                                cfg: CfgNode | None = None) -> int:
-    """Builds ``cfg`` (default: R50-C4), loads ``weights`` and checks every trunk tensor equals ``converted``."""
-    model = build_model(cfg if cfg is not None else r50_c4_config())
+                                cfg: CfgNode | None = None, arch: str = "resnet50") -> int:
+    """Builds ``cfg`` (default: ``verification_config(arch)``), loads ``weights`` and checks every trunk tensor."""
+    model = build_model(cfg if cfg is not None else verification_config(arch))
     load_into_model(model, weights)
     return compare_trunk(model.state_dict(), converted)

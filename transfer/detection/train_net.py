@@ -5,9 +5,10 @@ r"""detectron2 fine-tuning and evaluation for the detection transfer protocol (V
 
 detectron2's own ``default_argument_parser``/``launch``/``DefaultTrainer``, so ``--num-machines``,
 ``--machine-rank``, ``--dist-url``, ``--resume`` and ``--eval-only`` behave as in detectron2. Added:
-``--seed``, ``--register-voc``, ``--register-coco``, ``--demo-data`` and ``--results``. Bad configs,
-missing weights and missing datasets stop the run before any worker starts. After evaluation the main
-process writes ``OUTPUT_DIR/results.json`` (``transfer.results.TaskResult``) for the first test dataset.
+``--seed``, ``--random-init``, ``--register-voc``, ``--register-coco``, ``--demo-data`` and ``--results``.
+Bad configs, missing weights and missing datasets stop the run before any worker starts. After evaluation
+the main process writes ``OUTPUT_DIR/results.json`` (``transfer.results.TaskResult``) for the first test
+dataset. ``run_detection`` is the evaluation suite's Python entry: one task, one process, no launch.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 try:
+    import torch
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.config import CfgNode, get_cfg
     from detectron2.data import MetadataCatalog
@@ -33,12 +35,14 @@ except ImportError as error:  # detectron2 is an optional, source-built dependen
 import yaml
 
 from transfer.detection import roi_heads  # noqa: F401  (registers Res5ROIHeadsExtraNorm)
+from transfer.detection.convert import convert_checkpoint
 from transfer.detection.d2_datasets import (
     COCO_OPTION,
     VOC_OPTION,
     DatasetSetupError,
     check_datasets,
     check_num_classes,
+    class_count,
     demo_datasets,
     parse_coco_option,
     parse_voc_option,
@@ -46,9 +50,11 @@ from transfer.detection.d2_datasets import (
 )
 from transfer.detection.d2_evaluators import build_evaluator
 from transfer.detection.d2_results import build_task_result
-from transfer.results import write_result
+from transfer.detection.d2_tasks import arch_options, get_task, model_config, task_options
+from transfer.results import TaskResult, write_result
 
 REMOTE_WEIGHTS_MARKER = "://"  # detectron2://, https://, manifold:// are fetched by detectron2 itself
+RANDOM_INIT = "random-init"  # the results' ``weights`` of a run from random weights (as the torchvision engine)
 
 
 class SetupError(ValueError):
@@ -77,6 +83,8 @@ def argument_parser() -> argparse.ArgumentParser:
     parser = default_argument_parser(epilog=__doc__.split("\n\n")[1])
     parser.add_argument("--seed", type=int, default=None,
                         help="sets SEED (each worker seeds with SEED + rank); use 0..4 for the usual 5 trials")
+    parser.add_argument("--random-init", action="store_true",
+                        help="train from random weights (the baseline): MODEL.WEIGHTS must stay empty")
     parser.add_argument("--register-voc", action="append", default=[], type=_argparse_type(parse_voc_option),
                         metavar=VOC_OPTION, help="register a Pascal VOC-layout split as NAME (repeatable); "
                         "YEAR 2007 (default unless DIR is named VOC2012) gives the VOC07 11-point AP")
@@ -143,7 +151,10 @@ def prepare(args: argparse.Namespace) -> CfgNode:
     try:
         register_from_args(args)
         cfg = load_config(args.config_file, args.opts, args.seed)
-        check_weights(cfg.MODEL.WEIGHTS)
+        if not args.random_init:
+            check_weights(cfg.MODEL.WEIGHTS)
+        elif cfg.MODEL.WEIGHTS:
+            raise SetupError(f"--random-init trains from random weights, but MODEL.WEIGHTS is {cfg.MODEL.WEIGHTS}")
         used = list(cfg.DATASETS.TEST) if args.eval_only else [*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST]
         check_datasets(used)
         check_num_classes(used, cfg.MODEL.ROI_HEADS.NUM_CLASSES)
@@ -157,42 +168,98 @@ def config_as_dict(cfg: CfgNode) -> dict[str, Any]:
     return yaml.safe_load(cfg.dump())
 
 
-def write_results(cfg: CfgNode, results: dict, args: argparse.Namespace, started: float) -> Path | None:
-    """Writes the results JSON for ``DATASETS.TEST[0]`` (main process only)."""
+def task_result(cfg: CfgNode, results: dict | None, started: float, weights: str | None = None) -> TaskResult | None:
+    """The results of ``DATASETS.TEST[0]`` (main process only; ``None`` elsewhere or without results).
+
+    ``weights`` is recorded instead of ``MODEL.WEIGHTS`` (e.g. the file that was converted into it).
+    """
     if not comm.is_main_process() or not results or not cfg.DATASETS.TEST:
         return None
     dataset_name = cfg.DATASETS.TEST[0]
     metadata = MetadataCatalog.get(dataset_name)
     # DefaultTrainer.test returns one dataset's results unwrapped, several keyed by dataset name.
     dataset_results = results[dataset_name] if len(cfg.DATASETS.TEST) > 1 else results
-    result = build_task_result(
-        evaluator_type=metadata.get("evaluator_type"), mask_on=cfg.MODEL.MASK_ON, dataset_name=dataset_name,
-        split=metadata.get("split", None), weights=cfg.MODEL.WEIGHTS, results=dataset_results,
-        config=config_as_dict(cfg), seed=cfg.SEED if cfg.SEED >= 0 else None,
-        wall_time_s=time.time() - started, output_dir=cfg.OUTPUT_DIR)
-    path = args.results or Path(cfg.OUTPUT_DIR) / "results.json"
-    write_result(result, path)
-    print(f"wrote {path}: {result.task} {result.metrics}")
-    return path
+    return build_task_result(
+        evaluator_type=metadata.get("evaluator_type"), mask_on=cfg.MODEL.MASK_ON,
+        dataset_name=metadata.get("results_name", dataset_name), split=metadata.get("split", None),
+        weights=weights or cfg.MODEL.WEIGHTS or RANDOM_INIT, results=dataset_results, config=config_as_dict(cfg),
+        seed=cfg.SEED if cfg.SEED >= 0 else None, wall_time_s=time.time() - started, output_dir=cfg.OUTPUT_DIR)
+
+
+def execute(cfg: CfgNode, args: argparse.Namespace) -> tuple[CfgNode, dict | None]:
+    """Trains (unless ``--eval-only``) and evaluates; returns the config as run and the evaluation results."""
+    default_setup(cfg, args)
+    if args.eval_only:
+        model = Trainer.build_model(cfg)
+        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        return cfg, Trainer.test(cfg, model)
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    trainer.train()
+    # As run: scaled to the actual number of GPUs (SOLVER.REFERENCE_WORLD_SIZE).
+    return trainer.cfg, getattr(trainer, "_last_eval_results", None)
 
 
 def main(args: argparse.Namespace) -> dict | None:
     """One worker: trains (unless ``--eval-only``), evaluates, and writes the results JSON."""
     started = time.time()
-    cfg = prepare(args)
-    default_setup(cfg, args)
-    if args.eval_only:
-        model = Trainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
-        results = Trainer.test(cfg, model)
-    else:
-        trainer = Trainer(cfg)
-        trainer.resume_or_load(resume=args.resume)
-        trainer.train()
-        cfg = trainer.cfg  # as run: scaled to the actual number of GPUs (SOLVER.REFERENCE_WORLD_SIZE)
-        results = getattr(trainer, "_last_eval_results", None)
-    write_results(cfg, results, args, started)
+    cfg, results = execute(prepare(args), args)
+    result = task_result(cfg, results, started)
+    if result is not None:
+        path = args.results or Path(cfg.OUTPUT_DIR) / "results.json"
+        write_result(result, path)
+        print(f"wrote {path}: {result.task} {result.metrics}")
     return results
+
+
+def run_detection(task: str, weights: str | None, data_root: str, output_dir: str, random_init: bool = False,
+                  overrides: Sequence[str] = (), seed: int = 0, config_file: str | None = None,
+                  arch: str = "resnet50") -> TaskResult:
+    """Fine-tunes ``weights`` (a torchvision ``arch`` in any format ``convert_checkpoint`` reads) on ``task``
+    in this process and returns its result, also written to ``output_dir/results.json``.
+
+    ``data_root``: the ``VOCdevkit`` (VOC2007 + VOC2012) for ``voc0712_detection``, the ``coco`` folder
+    (``train2017``, ``val2017``, ``annotations``) for the COCO tasks. ``config_file`` replaces the task's
+    protocol config (e.g. an instant test); ResNet-18/34 run on the FPN counterpart of a C4 config
+    (``d2_tasks.FPN_COUNTERPARTS``) or raise ``UnsupportedBackboneError``. ``overrides``: detectron2
+    ``KEY VALUE`` options, applied last. Single process: detectron2 scales batch, LR and schedule from
+    ``SOLVER.REFERENCE_WORLD_SIZE`` to one worker. On CPU-only machines ``MODEL.DEVICE`` is ``cpu``.
+    """
+    started = time.time()
+    spec = get_task(task)
+    if len(overrides) % 2:
+        raise SetupError(f"overrides must be KEY VALUE pairs, got {len(overrides)} items: {list(overrides)}")
+    if weights is None and not random_init:
+        raise SetupError("no weights given: pass a backbone file, or random_init=True for the random-init baseline")
+    config_path = model_config(spec, config_file, arch)
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    train, test = spec.datasets(Path(data_root))
+    try:
+        register_datasets([*train, test])
+    except DatasetSetupError as error:
+        raise SetupError(f"{task} needs data_root to be {spec.data_root}; under {data_root}: {error}") from None
+    converted = ""
+    if not random_init:
+        converted = str(output / f"{arch}_detectron2.pkl")
+        print(convert_checkpoint(weights, converted, arch=arch).describe())
+    args = argument_parser().parse_args(["--config-file", str(config_path), "--seed", str(seed),
+                                         *(["--random-init"] if random_init else [])])
+    args.opts = [*arch_options(arch),
+                 *task_options(spec, [dataset.name for dataset in train], test.name,
+                               class_count(MetadataCatalog.get(test.name))),
+                 *([] if torch.cuda.is_available() else ["MODEL.DEVICE", "cpu"]),
+                 "MODEL.WEIGHTS", converted, "OUTPUT_DIR", str(output), *map(str, overrides)]
+    cfg = prepare(args)
+    if cfg.MODEL.MASK_ON != spec.mask_on or len(cfg.DATASETS.TEST) != 1:
+        raise SetupError(f"{task} needs MODEL.MASK_ON {spec.mask_on} and one test dataset; the overrides changed them")
+    cfg, results = execute(cfg, args)
+    result = task_result(cfg, results, started, weights=RANDOM_INIT if random_init else str(weights))
+    if result is None or result.task != task:
+        raise RuntimeError(f"detectron2 produced no {task} results (got {result and result.task})")
+    write_result(result, output / "results.json")
+    print(f"wrote {output / 'results.json'}: {result.task} {result.metrics}")
+    return result
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+from transfer.detection import UnsupportedBackboneError  # noqa: F401  (raised by both engines; the suite skips)
 from transfer.detection.tv_config import load_detection_config
 from transfer.detection.tv_train import train_and_evaluate
 from transfer.results import TaskResult
@@ -44,26 +45,32 @@ def require_detectron2() -> None:
 
 
 def run_detection(task: str, weights: str | None, data_root: str, output_dir: str, engine: str = "torchvision",
-                  random_init: bool = False, overrides: Sequence[str] = (), seed: int = 0) -> TaskResult:
+                  random_init: bool = False, overrides: Sequence[str] = (), seed: int = 0,
+                  config_file: str | None = None, arch: str | None = None) -> TaskResult:
     """Fine-tunes ``weights`` on ``task`` and returns (and writes ``output_dir/results.json``) its result.
 
-    ``overrides`` are ``key=value`` config overrides applied last (e.g. ``solver.max_iter=100``).
+    ``overrides`` are config overrides applied last: ``key=value`` for torchvision (e.g.
+    ``solver.max_iter=100``), detectron2 ``KEY VALUE`` items for detectron2 (``SOLVER.MAX_ITER``, ``100``).
+    ``config_file`` replaces the task's protocol config; ``arch`` is the torchvision ResNet of ``weights``
+    (``None``: the config's for torchvision, resnet50 for detectron2). detectron2 runs in this process
+    (``transfer.detection.train_net.run_detection``).
     """
     if task not in TASKS:
         raise ValueError(f"unknown detection task '{task}'; known: {', '.join(TASKS)}")
     if engine == "detectron2":
         require_detectron2()
-        raise EngineUnavailableError(
-            "run_detection(engine='detectron2') has no Python entry yet: run `python -m transfer.detection "
-            "--engine detectron2 --config-file configs/detectron2/... ` (see docs/detectron2.md), whose "
-            "OUTPUT_DIR/results.json has the same schema")
+        from transfer.detection.train_net import run_detection as run_with_detectron2
+
+        return run_with_detectron2(task, weights, data_root, output_dir, random_init=random_init,
+                                   overrides=overrides, seed=seed, config_file=config_file, arch=arch or "resnet50")
     if engine != "torchvision":
         raise ValueError(f"unknown detection engine '{engine}'; choose detectron2 or torchvision")
     config_name, task_overrides = TASKS[task]
-    config = load_detection_config(CONFIG_DIR / config_name, [
+    config = load_detection_config(config_file if config_file is not None else CONFIG_DIR / config_name, [
         *task_overrides, f"data.root={json.dumps(str(data_root))}", f"output_dir={json.dumps(str(output_dir))}",
         f"seed={seed}", f"model.random_init={str(random_init).lower()}",
-        *([f"model.weights={json.dumps(str(weights))}"] if weights is not None else []), *overrides])
+        *([f"model.weights={json.dumps(str(weights))}"] if weights is not None else []),
+        *([f"model.arch={arch}"] if arch is not None else []), *overrides])
     result = train_and_evaluate(config)
     if result is None:
         raise RuntimeError("run_detection returns results on the main process only; launch it without torchrun "

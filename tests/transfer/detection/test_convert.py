@@ -1,7 +1,9 @@
-"""ResNet-50 -> detectron2 conversion: every input layout, the exact names/shapes of detectron2 0.6, refusals."""
+"""ResNet -> detectron2 conversion: every input layout, the exact names/shapes of detectron2 0.6, other archs,
+refusals."""
 
 import json
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +15,14 @@ import torchvision
 
 from pretrain.checkpoint import PRETRAIN_CHECKPOINT_FORMAT, CheckpointError
 from pretrain.export import export_backbone
+from pretrain.model import build_backbone
 from transfer.detection.convert import (
+    ARCHITECTURES,
     ConversionError,
     convert_checkpoint,
     convert_state_dict,
     detectron2_name,
-    detectron2_resnet50_shapes,
+    detectron2_resnet_shapes,
 )
 
 REFERENCE = Path(__file__).parents[2] / "data" / "detectron2_r50_state_dict_keys.json"
@@ -111,7 +115,7 @@ def test_names_and_shapes_match_detectron2_reference_for_every_model():
     shapes = {name: tuple(array.shape) for name, array in converted.items()}
     for model_name in ("faster_rcnn_R_50_C4", "mask_rcnn_R_50_C4", "mask_rcnn_R_50_FPN"):
         assert shapes == reference_shapes(model_name), model_name
-    assert detectron2_resnet50_shapes() == reference_shapes("mask_rcnn_R_50_FPN")
+    assert detectron2_resnet_shapes("resnet50") == reference_shapes("mask_rcnn_R_50_FPN")
 
 
 def test_names_follow_the_torchvision_to_detectron2_rules():
@@ -146,6 +150,60 @@ def test_misshaped_tensor_is_refused_naming_it(tmp_path, resnet50_state):
     torch.save(state, tmp_path / "in.pth")
     with pytest.raises(CheckpointError, match=r"layer4\.0\.conv1\.weight"):
         convert_checkpoint(tmp_path / "in.pth", tmp_path / "out.pkl", check_with_detectron2=False)
+
+
+def renamed_by_the_issue_rules(torchvision_name):
+    """The issue's renaming, written out independently of the converter."""
+    name = re.sub(r"^layer(\d)", lambda match: f"res{int(match.group(1)) + 1}", torchvision_name)
+    name = re.sub(r"^conv1\.", "stem.conv1.", name)
+    name = re.sub(r"^bn1\.", "stem.conv1.norm.", name)
+    name = re.sub(r"\.bn(\d)\.", r".conv\1.norm.", name)
+    return name.replace("downsample.0.", "shortcut.").replace("downsample.1.", "shortcut.norm.")
+
+
+# Tensors per trunk, counted by hand: stem conv + 5 BN tensors = 6; a basic block 2 x 6 = 12, a bottleneck
+# 3 x 6 = 18; shortcuts (6 each) in res3-res5's first block, and in res2's for bottlenecks (64 -> 256 channels).
+TENSOR_COUNTS = {"resnet18": 6 + 8 * 12 + 3 * 6, "resnet34": 6 + 16 * 12 + 3 * 6, "resnet50": 6 + 16 * 18 + 4 * 6,
+                 "resnet101": 6 + 33 * 18 + 4 * 6, "resnet152": 6 + 50 * 18 + 4 * 6}
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_every_arch_layout_is_torchvision_renamed(arch):
+    with torch.device("meta"):
+        torchvision_state = getattr(torchvision.models, arch)().state_dict()
+    expected = {renamed_by_the_issue_rules(key): tuple(value.shape) for key, value in torchvision_state.items()
+                if not key.startswith("fc.")}
+    assert detectron2_resnet_shapes(arch) == expected
+    assert len(expected) == TENSOR_COUNTS[arch]
+
+
+def test_resnet18_converts_with_its_arch(tmp_path):
+    torch.manual_seed(0)
+    state = build_backbone("resnet18").state_dict()  # what the demo pipeline exports as resnet18.pth
+    for value in state.values():
+        if value.is_floating_point():
+            value.uniform_(0.5, 1.5)
+    torch.save(state, tmp_path / "resnet18.pth")
+    summary = convert_checkpoint(tmp_path / "resnet18.pth", tmp_path / "r18.pkl", check_with_detectron2=False,
+                                 arch="resnet18")
+    model = read_pkl(tmp_path / "r18.pkl")["model"]
+    assert (summary.arch, summary.tensors_written, len(model)) == ("resnet18", 120, 120)
+    pairs = {"stem.conv1.weight": "conv1.weight", "res2.1.conv2.norm.bias": "layer1.1.bn2.bias",
+             "res3.0.shortcut.weight": "layer2.0.downsample.0.weight",
+             "res5.1.conv1.weight": "layer4.1.conv1.weight"}
+    for d2_key, torchvision_key in pairs.items():
+        np.testing.assert_array_equal(model[d2_key], state[torchvision_key].numpy())
+    # BasicBlocks: two convs, and res2 keeps 64 channels, so its first block has no projection shortcut.
+    assert "res2.0.shortcut.weight" not in model and "res3.0.conv3.weight" not in model
+
+
+def test_unknown_arch_and_wrong_arch_are_refused(tmp_path, resnet50_state):
+    torch.save(trunk(resnet50_state), tmp_path / "in.pth")
+    with pytest.raises(ConversionError, match="unsupported arch 'resnext50_32x4d'.*resnet18"):
+        convert_checkpoint(tmp_path / "in.pth", tmp_path / "out.pkl", check_with_detectron2=False,
+                           arch="resnext50_32x4d")
+    with pytest.raises(CheckpointError, match="resnet34"):
+        convert_checkpoint(tmp_path / "in.pth", tmp_path / "out.pkl", check_with_detectron2=False, arch="resnet34")
 
 
 def test_resnet18_is_not_a_resnet50(tmp_path):
@@ -188,7 +246,7 @@ def test_everything_but_train_net_imports_without_detectron2():
     # detectron2 made unimportable, as on a machine without it.
     code = ("import sys; sys.modules['detectron2'] = None\n"
             "import transfer, transfer.detection, transfer.detection.convert, transfer.detection.d2_results, "
-            "transfer.detection.d2_datasets\n"
+            "transfer.detection.d2_datasets, transfer.detection.d2_tasks, transfer.detection.tv_tasks\n"
             "from transfer.detection.convert import detectron2_available\n"
             "assert not detectron2_available()\n"
             "try:\n    import transfer.detection.train_net\nexcept ImportError as error:\n"

@@ -15,6 +15,7 @@ from detectron2.modeling import build_model  # noqa: E402
 
 from transfer.detection import train_net  # noqa: E402
 from transfer.detection.convert import ConversionError, convert_checkpoint  # noqa: E402
+from transfer.detection.d2_tasks import arch_options  # noqa: E402
 from transfer.detection.d2_verify import count_matched_trunk_tensors, load_into_model  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "detectron2"
@@ -97,3 +98,32 @@ def test_converter_check_catches_a_tensor_detectron2_did_not_load(tmp_path, sour
     expected = dict(converted, **{"res4.3.conv2.weight": converted["res4.3.conv2.weight"] + 1})
     with pytest.raises(ConversionError, match=r"res4\.3\.conv2\.weight"):
         count_matched_trunk_tensors(weights, expected)
+
+
+@pytest.mark.parametrize("arch, config", [
+    ("resnet18", "quick_schedules/coco_mask_rcnn_R_50_FPN_instant_test.yaml"),
+    ("resnet101", "quick_schedules/coco_mask_rcnn_R_50_C4_instant_test.yaml"),
+])
+def test_other_archs_load_into_the_model_run_detection_builds(tmp_path, arch, config):
+    torch.manual_seed(0)
+    state = getattr(torchvision.models, arch)().state_dict()
+    for value in state.values():
+        if value.is_floating_point():
+            value.uniform_(0.5, 1.5)
+    torch.save(state, tmp_path / f"{arch}.pth")
+    summary = convert_checkpoint(tmp_path / f"{arch}.pth", tmp_path / "out.pkl", check_with_detectron2=True, arch=arch)
+    # Every trunk tensor, counted by hand (see test_convert.TENSOR_COUNTS), was matched by detectron2's loader.
+    assert summary.detectron2_trunk_tensors_checked == {"resnet18": 120, "resnet101": 624}[arch]
+    cfg = train_net.load_config(str(CONFIG_DIR / config), ["MODEL.DEVICE", "cpu", *arch_options(arch)], seed=None)
+    model = build_model(cfg)
+    load_into_model(model, tmp_path / "out.pkl")
+    model_state = model.state_dict()
+    prefix = "backbone.bottom_up." if arch == "resnet18" else "backbone."
+    assert torch.equal(model_state[prefix + "stem.conv1.weight"], state["conv1.weight"])
+    assert torch.equal(model_state[prefix + "res4.1.conv2.norm.running_var"], state["layer3.1.bn2.running_var"])
+    if arch == "resnet18":
+        assert torch.equal(model_state[prefix + "res5.1.conv2.weight"], state["layer4.1.conv2.weight"])
+        assert "backbone.bottom_up.res2.0.shortcut.weight" not in model_state
+    else:
+        assert torch.equal(model_state[prefix + "res4.22.conv3.weight"], state["layer3.22.conv3.weight"])
+        assert torch.equal(model_state["roi_heads.res5.2.conv3.norm.bias"], state["layer4.2.bn3.bias"])

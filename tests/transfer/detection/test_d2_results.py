@@ -57,3 +57,12 @@ def test_user_dataset_names_are_kept():
 
 def test_missing_metrics_file_gives_no_curve(tmp_path):
     assert loss_curve(tmp_path) == []
+
+
+def test_rerun_into_the_same_output_keeps_only_the_latest_points(tmp_path):
+    # detectron2 appends to metrics.json: a second run from scratch, then a resume from iteration 29.
+    lines = [{"iteration": 19, "total_loss": 3.0}, {"iteration": 39, "total_loss": 2.0},
+             {"iteration": 19, "total_loss": 2.5}, {"iteration": 39, "total_loss": 1.5},
+             {"iteration": 59, "total_loss": 1.0}, {"iteration": 39, "total_loss": 1.4}]
+    (tmp_path / "metrics.json").write_text("\n".join(json.dumps(line) for line in lines))
+    assert loss_curve(tmp_path) == [[19.0, 2.5], [39.0, 1.4]]

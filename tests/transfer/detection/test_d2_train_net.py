@@ -1,7 +1,7 @@
-"""train_net end to end on CPU with tiny generated VOC and COCO data, and its refusals (needs detectron2)."""
+"""train_net end to end on CPU with tiny generated VOC and COCO data (CLI and ``run_detection``), and its
+refusals (needs detectron2)."""
 
 import importlib.util
-import json
 import math
 import pickle
 import statistics
@@ -15,8 +15,11 @@ pytest.importorskip("detectron2", reason="detectron2 is an optional dependency b
 import torch  # noqa: E402
 import torchvision  # noqa: E402
 
-from transfer.detection import train_net  # noqa: E402
+from pretrain.checkpoint import file_sha256  # noqa: E402
+from pretrain.model import build_backbone  # noqa: E402
+from transfer.detection import UnsupportedBackboneError, train_net  # noqa: E402
 from transfer.detection.convert import convert_checkpoint  # noqa: E402
+from transfer.detection.tv_tasks import run_detection  # noqa: E402
 from transfer.results import read_result  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -153,3 +156,67 @@ def test_user_registered_datasets_are_usable(tmp_path, demo_root, weights, capsy
     with pytest.raises(SystemExit):
         parser.parse_args(["--register-voc", "broken"])
     assert "NAME=DIR:SPLIT[:YEAR]" in capsys.readouterr().err
+
+
+# run_detection: the evaluation suite's in-process entry, through tv_tasks' engine dispatch.
+RUN_OVERRIDES = ["SOLVER.MAX_ITER", "2", "TEST.PRECISE_BN.NUM_ITER", "1", "INPUT.MIN_SIZE_TEST", "96",
+                 "MODEL.RPN.POST_NMS_TOPK_TEST", "10", "TEST.DETECTIONS_PER_IMAGE", "10"]
+
+
+def test_run_detection_resnet18_demo_path(tmp_path, demo_root):
+    """The demo pipeline: an exported resnet18.pth on the suite's VOC C4 instant config runs as R18-FPN."""
+    torch.manual_seed(0)
+    weights = tmp_path / "resnet18.pth"
+    torch.save(build_backbone("resnet18").state_dict(), weights)
+    result = run_detection("voc0712_detection", str(weights), str(demo_root / "VOCdevkit"), str(tmp_path / "out"),
+                           engine="detectron2", overrides=RUN_OVERRIDES, seed=4, arch="resnet18",
+                           config_file=str(VOC_INSTANT))
+    assert read_result(tmp_path / "out" / "results.json") == result
+    assert (result.task, result.dataset, result.split, result.engine, result.seed) == (
+        "voc0712_detection", "voc2007", "test", "detectron2", 4)
+    check_ap_metrics(result.metrics, ["AP", "AP50", "AP75"])
+    assert len(result.per_class["ap50"]) == 20
+    assert (result.weights, result.weights_sha256) == (str(weights), file_sha256(weights))
+    assert [point[0] for point in result.curves["loss"]] == [1.0]
+    model = result.config["MODEL"]
+    assert (model["RESNETS"]["DEPTH"], model["RESNETS"]["RES2_OUT_CHANNELS"]) == (18, 64)
+    assert model["BACKBONE"]["NAME"] == "build_resnet_fpn_backbone" and model["MASK_ON"] is False
+    assert model["ROI_HEADS"]["NUM_CLASSES"] == 20  # the VOC classes, not the FPN instant config's 5 COCO ones
+    assert model["WEIGHTS"] == str(tmp_path / "out" / "resnet18_detectron2.pkl")
+    assert [Path(name.partition("@")[2]) for name in result.config["DATASETS"]["TRAIN"]] == \
+        [(demo_root / "VOCdevkit").resolve()] * 2
+
+
+def test_run_detection_coco_box_only_from_random_weights(tmp_path, demo_root):
+    result = run_detection("coco_detection", None, str(demo_root / "coco"), str(tmp_path), engine="detectron2",
+                           random_init=True, overrides=[*RUN_OVERRIDES, "SOLVER.MAX_ITER", "1"],
+                           config_file=str(QUICK / "coco_mask_rcnn_R_50_C4_instant_test.yaml"))
+    assert (result.task, result.dataset, result.split) == ("coco_detection", "coco2017", "val")
+    check_ap_metrics(result.metrics, ["box_AP", "box_AP50", "box_AP75"])
+    assert (result.weights, result.weights_sha256) == ("random-init", None)
+    assert result.config["MODEL"]["WEIGHTS"] == "" and result.config["MODEL"]["MASK_ON"] is False
+    assert result.config["MODEL"]["RESNETS"]["DEPTH"] == 50
+
+
+def test_run_detection_refusals_before_training(tmp_path, demo_root, weights):
+    with pytest.raises(train_net.SetupError, match=r"needs data_root to be a VOCdevkit folder"):
+        run_detection("voc0712_detection", str(weights), str(demo_root / "VOCdevkit" / "VOC2007"), str(tmp_path),
+                      engine="detectron2")
+    (tmp_path / "VOCdevkit").mkdir()
+    (tmp_path / "VOCdevkit" / "VOC2007").symlink_to(demo_root / "VOCdevkit" / "VOC2007")
+    with pytest.raises(train_net.SetupError, match=r"missing .*VOCdevkit/VOC2012/Annotations"):
+        run_detection("voc0712_detection", str(weights), str(tmp_path / "VOCdevkit"), str(tmp_path),
+                      engine="detectron2")
+    with pytest.raises(train_net.SetupError, match="KEY VALUE"):
+        run_detection("coco_detection", str(weights), str(demo_root / "coco"), str(tmp_path), engine="detectron2",
+                      overrides=["SOLVER.MAX_ITER"])
+    with pytest.raises(train_net.SetupError, match="random_init"):
+        run_detection("coco_detection", None, str(demo_root / "coco"), str(tmp_path), engine="detectron2")
+    with pytest.raises(UnsupportedBackboneError, match="FPN"):
+        run_detection("voc0712_detection", str(weights), str(demo_root / "VOCdevkit"), str(tmp_path),
+                      engine="detectron2", arch="resnet34")
+    with pytest.raises(train_net.SetupError, match="MODEL.MASK_ON"):
+        run_detection("coco_detection", None, str(demo_root / "coco"), str(tmp_path), engine="detectron2",
+                      random_init=True, config_file=str(QUICK / "coco_mask_rcnn_R_50_C4_instant_test.yaml"),
+                      overrides=["MODEL.MASK_ON", "True"])
+    assert not (tmp_path / "model_final.pth").exists()

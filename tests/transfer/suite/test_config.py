@@ -1,0 +1,33 @@
+"""SuiteConfig through the shared config mechanism: bad keys and values are named."""
+
+from pathlib import Path
+
+import pytest
+
+from pretrain.config import ConfigError, load_config
+from transfer.suite.config import SuiteConfig
+from transfer.suite.registry import SUITE_TASKS
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_demo_config_loads_and_names_only_known_tasks():
+    config = load_config(SuiteConfig, REPO / "configs" / "suite" / "demo.yaml")
+    assert config.arch == "resnet18" and config.random_init
+    assert set(config.tasks) <= set(SUITE_TASKS)
+    for path in [*config.torchvision_configs.values(), *config.detectron2_configs.values()]:
+        assert (REPO / path).is_file(), path
+
+
+@pytest.mark.parametrize("override, message", [
+    ("tasks=[voc07]", "unknown task.*voc07"),
+    ("overrides={voc_svm: [epochs=1]}", "overrides names unknown task.*voc_svm"),
+    ("overrides={voc07_svm: epochs=1}", "overrides.voc07_svm must be a list of strings"),
+    ("torchvision_configs={voc0712_detection: [a]}", "must be a config file path"),
+    ("trials=0", "trials must be at least 1"),
+    ("engine=mmdet", "engine"),
+    ("trails=3", "unknown config key 'trails'"),
+])
+def test_bad_values_are_rejected_naming_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(SuiteConfig, None, [override])

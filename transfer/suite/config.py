@@ -1,0 +1,49 @@
+"""``SuiteConfig``: what the suite runs, loaded with the project's one config mechanism (YAML + key=value)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from transfer.suite.registry import SUITE_TASKS
+
+
+@dataclasses.dataclass
+class SuiteConfig:
+    """Options of ``python -m transfer.suite``; every CLI flag maps onto one of these keys."""
+
+    tasks: list[str] = dataclasses.field(default_factory=list)  # empty: every default task with data
+    trials: int = 1  # seeds seed .. seed+trials-1 for the stochastic tasks (linear, detection)
+    seed: int = 0
+    arch: str = "resnet50"
+    random_init: bool = False  # add a randomly initialised backbone as a baseline column
+    engine: Literal["auto", "detectron2", "torchvision"] = "auto"  # auto: detectron2 when importable
+    feature_cache: str = ""  # shared feature cache; empty: OUTPUT/feature_cache
+    # task -> key=value overrides of its protocol config (classification and torchvision detection)
+    overrides: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    # task -> detectron2 "KEY VALUE" options
+    detectron2_overrides: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    # task -> protocol config file replacing the default one, per detection engine
+    torchvision_configs: dict[str, str] = dataclasses.field(default_factory=dict)
+    detectron2_configs: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.trials < 1:
+            raise ValueError(f"trials must be at least 1, got {self.trials}")
+        for key in ("tasks",):
+            _check_task_names(key, getattr(self, key))
+        for key in ("overrides", "detectron2_overrides", "torchvision_configs", "detectron2_configs"):
+            mapping = getattr(self, key)
+            _check_task_names(key, list(mapping))
+            for task, value in mapping.items():
+                expected_list = key.endswith("overrides")
+                if expected_list and not (isinstance(value, list) and all(isinstance(item, str) for item in value)):
+                    raise ValueError(f"{key}.{task} must be a list of strings, got {value!r}")
+                if not expected_list and not isinstance(value, str):
+                    raise ValueError(f"{key}.{task} must be a config file path, got {value!r}")
+
+
+def _check_task_names(key: str, names: list[str]) -> None:
+    unknown = sorted(set(names) - set(SUITE_TASKS))
+    if unknown:
+        raise ValueError(f"{key} names unknown task(s) {', '.join(map(str, unknown))}; known: {', '.join(SUITE_TASKS)}")

@@ -1,0 +1,223 @@
+"""``run_suite``: every transfer task the data root has data for, on each backbone, then the report.
+
+Layout of the output folder::
+
+    OUTPUT/runs/<backbone>/<task>/results.json           deterministic tasks (SVM, kNN)
+    OUTPUT/runs/<backbone>/<task>/seed<k>/results.json   stochastic tasks, one folder per trial
+    OUTPUT/feature_cache/                                 features shared by every task (keyed by weights hash)
+    OUTPUT/report.md, report.html, summary.json, plots/   the report
+    OUTPUT/suite.json                                     what ran, what was reused, skipped or failed
+
+A task whose folder already holds a ``results.json`` made from the same weights (sha256) and the same request
+(task options, engine, seed) is not run again, so an interrupted suite resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from pretrain.atomic import atomic_write_json
+from pretrain.checkpoint import file_sha256, load_backbone_state_dict
+from transfer.backbone import RANDOM_INIT_LABEL
+from transfer.report import write_report
+from transfer.results import ResultsError, TaskResult, read_result
+from transfer.suite.config import SuiteConfig
+from transfer.suite.discovery import Discovery, discover
+from transfer.suite.registry import SuiteTask, missing_data_reason, select_tasks
+from transfer.suite.task_runners import EngineSkip, resolve_engine, run_task
+
+logger = logging.getLogger(__name__)
+RANDOM_INIT_COLUMN = "random init"
+REQUEST_FILE = "request.json"
+
+
+class SuiteError(ValueError):
+    """The suite cannot start: bad weights, no data, or a bad option. The message names the culprit."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Backbone:
+    """One report column: a weights file, or the random-init baseline (``weights`` None)."""
+
+    label: str
+    weights: str | None
+    sha256: str | None
+    stats: Path | None  # the pretraining stats.jsonl next to the weights, for the report's curves
+
+
+@dataclasses.dataclass
+class SuiteOutcome:
+    """What the suite did; ``failures`` non-empty means the command exits non-zero."""
+
+    runs: dict[str, list[TaskResult]]
+    ran: list[str]
+    reused: list[str]
+    skipped: dict[str, str]
+    failures: dict[str, str]
+    report: dict[str, Path]
+
+
+def default_labels(weights: Sequence[str]) -> list[str]:
+    """The file stem of each weights file, or ``parent/stem`` where stems repeat."""
+    stems = [Path(path).stem for path in weights]
+    return [stem if stems.count(stem) == 1 else f"{Path(path).parent.name}/{stem}" for stem, path in zip(stems, weights)]
+
+
+def prepare_backbones(weights: Sequence[str], arch: str, labels: Sequence[str] | None,
+                      random_init: bool) -> list[Backbone]:
+    """Checks every weights file is a complete ``arch`` trunk (before any work) and names the columns."""
+    if not weights and not random_init:
+        raise SuiteError("give at least one weights file (or --random-init for the baseline alone)")
+    labels = list(labels) if labels else default_labels(weights)
+    if len(labels) != len(weights):
+        raise SuiteError(f"got {len(labels)} label(s) for {len(weights)} weights file(s)")
+    if len(set(labels)) != len(labels) or (random_init and RANDOM_INIT_COLUMN in labels):
+        raise SuiteError(f"backbone labels must be distinct (and not '{RANDOM_INIT_COLUMN}'): {labels}")
+    backbones = []
+    for label, path in zip(labels, weights):
+        try:
+            load_backbone_state_dict(path, arch=arch)
+        except Exception as error:  # CheckpointError names the file and the tensor
+            raise SuiteError(f"weights {path} cannot be used as a {arch} backbone: {error}") from error
+        stats = Path(path).parent / "stats.jsonl"
+        backbones.append(Backbone(label, str(path), file_sha256(path), stats if stats.is_file() else None))
+    if random_init:
+        backbones.append(Backbone(RANDOM_INIT_COLUMN, None, None, None))
+    return backbones
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "backbone"
+
+
+def _reusable(task_dir: Path, backbone: Backbone, request: dict[str, Any]) -> TaskResult | None:
+    """The finished result in ``task_dir`` when it was made from these weights with this request."""
+    results_path, request_path = task_dir / "results.json", task_dir / REQUEST_FILE
+    if not results_path.is_file() or not request_path.is_file():
+        return None
+    try:
+        result = read_result(results_path)
+        previous = json.loads(request_path.read_text())
+    except (ResultsError, json.JSONDecodeError) as error:
+        logger.warning("re-running %s: %s", task_dir, error)
+        return None
+    same_weights = (result.weights_sha256 == backbone.sha256 if backbone.sha256
+                    else result.weights == RANDOM_INIT_LABEL)
+    return result if same_weights and previous == request else None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    backbone: Backbone
+    task: SuiteTask
+    seed: int | None
+    directory: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.backbone.label}/{self.task.name}" + (f"/seed{self.seed}" if self.seed is not None else "")
+
+
+def _jobs(backbones: list[Backbone], tasks: list[SuiteTask], config: SuiteConfig, runs_dir: Path) -> list[_Job]:
+    jobs = []
+    for backbone in backbones:
+        for task in tasks:
+            task_dir = runs_dir / _slug(backbone.label) / task.name
+            seeds = range(config.seed, config.seed + config.trials) if task.stochastic else [None]
+            jobs += [_Job(backbone, task, seed, task_dir if seed is None else task_dir / f"seed{seed}")
+                     for seed in seeds]
+    return jobs
+
+
+def runnable_tasks(config: SuiteConfig, discovery: Discovery) -> tuple[list[SuiteTask], dict[str, str]]:
+    """The selected tasks that have their data, and the reason for each one left out."""
+    runnable, skipped = [], {}
+    for task in select_tasks(config.tasks):
+        reason = missing_data_reason(task, discovery)
+        if reason is None:
+            runnable.append(task)
+        else:
+            skipped[task.name] = reason
+    return runnable, skipped
+
+
+def run_suite(weights: Sequence[str], data_root: str | Path, output_dir: str | Path, config: SuiteConfig,
+              labels: Sequence[str] | None = None, title: str = "Barlow Twins transfer report",
+              progress: bool = True) -> SuiteOutcome:
+    """Runs the selected tasks for each backbone (resuming finished ones) and writes the report."""
+    data_root, output_dir = Path(data_root), Path(output_dir)
+    if not data_root.is_dir():
+        raise SuiteError(f"data root not found: {data_root}")
+    backbones = prepare_backbones(weights, config.arch, labels, config.random_init)
+    discovery = discover(data_root)
+    tasks, skipped = runnable_tasks(config, discovery)
+    if not tasks:
+        reasons = "\n  ".join(f"{name}: {reason}" for name, reason in skipped.items())
+        raise SuiteError(f"no selected task has its data under {data_root}:\n  {reasons}")
+    engine = resolve_engine(config.engine) if any(task.kind == "detection" for task in tasks) else None
+    cache_dir = Path(config.feature_cache) if config.feature_cache else output_dir / "feature_cache"
+    outcome = SuiteOutcome(runs={backbone.label: [] for backbone in backbones}, ran=[], reused=[], skipped=skipped,
+                           failures={}, report={})
+    jobs = _jobs(backbones, tasks, config, output_dir / "runs")
+    for job in tqdm(jobs, desc="transfer suite", unit="task", disable=not progress):
+        _run_job(job, discovery, config, engine, cache_dir, outcome)
+        _write_state(output_dir, data_root, engine, outcome)
+    outcome.report = write_report(
+        outcome.runs, output_dir,
+        pretrain_stats={backbone.label: backbone.stats for backbone in backbones if backbone.stats},
+        skipped={**outcome.skipped, **{name: f"failed: {error}" for name, error in outcome.failures.items()}},
+        title=title)
+    _write_state(output_dir, data_root, engine, outcome)
+    return outcome
+
+
+def _run_job(job: _Job, discovery: Discovery, config: SuiteConfig, engine: str | None, cache_dir: Path,
+             outcome: SuiteOutcome) -> None:
+    request = {"task": job.task.name, "seed": job.seed, "arch": config.arch,
+               "engine": engine if job.task.kind == "detection" else None,
+               "overrides": config.overrides.get(job.task.name, []),
+               "detectron2_overrides": config.detectron2_overrides.get(job.task.name, []),
+               "config_file": {"torchvision": config.torchvision_configs, "detectron2": config.detectron2_configs}
+               .get(engine or "", {}).get(job.task.name) if job.task.kind == "detection" else None}
+    previous = _reusable(job.directory, job.backbone, request)
+    if previous is not None:
+        outcome.runs[job.backbone.label].append(previous)
+        outcome.reused.append(job.name)
+        return
+    job.directory.mkdir(parents=True, exist_ok=True)
+    (job.directory / REQUEST_FILE).unlink(missing_ok=True)
+    started = time.time()
+    try:
+        result = run_task(job.task, job.backbone.weights, job.task.data_root(discovery), job.directory, config,
+                          engine, cache_dir, job.seed)
+    except EngineSkip as reason:
+        outcome.skipped.setdefault(job.task.name, str(reason))
+        return
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:  # one broken task must not lose the others; the exit status reports it
+        (job.directory / "error.log").write_text(traceback.format_exc())
+        outcome.failures[job.name] = f"{type(error).__name__}: {error} (traceback in {job.directory / 'error.log'})"
+        logger.error("%s failed: %s", job.name, error)
+        return
+    atomic_write_json(job.directory / REQUEST_FILE, request)
+    outcome.runs[job.backbone.label].append(result)
+    outcome.ran.append(job.name)
+    logger.info("%s done in %.0f s: %s", job.name, time.time() - started, result.metrics)
+
+
+def _write_state(output_dir: Path, data_root: Path, engine: str | None, outcome: SuiteOutcome) -> None:
+    atomic_write_json(output_dir / "suite.json", {
+        "data_root": str(data_root), "detection_engine": engine, "ran": outcome.ran, "reused": outcome.reused,
+        "skipped": outcome.skipped, "failures": outcome.failures,
+        "report": {name: str(path) for name, path in outcome.report.items()}})

@@ -36,12 +36,17 @@ class DistributedContext:
         return self.world_size > 1
 
 
-def init_distributed() -> DistributedContext:
-    """Joins the process group described by the ``torchrun`` environment (a no-op for a single process)."""
+def init_distributed(use_cuda: bool | None = None) -> DistributedContext:
+    """Joins the process group described by the ``torchrun`` environment (a no-op for a single process).
+
+    ``use_cuda`` None picks CUDA when available; True without CUDA is an error. A process that already joined
+    a group (a second task in the same ``torchrun`` job) gets the context of that group.
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available()
+    if use_cuda and not torch.cuda.is_available():
+        raise RuntimeError("CUDA was asked for but is not available")
+    use_cuda = torch.cuda.is_available() if use_cuda is None else use_cuda
     if use_cuda:
         if local_rank >= torch.cuda.device_count():
             raise RuntimeError(f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} visible GPU(s); "
@@ -53,9 +58,10 @@ def init_distributed() -> DistributedContext:
     if world_size == 1:
         return DistributedContext(rank=0, local_rank=0, world_size=1, device=device)
     backend = "nccl" if use_cuda else "gloo"
-    dist.init_process_group(backend=backend, device_id=device if use_cuda else None)
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend, device_id=device if use_cuda else None)
     control_group = dist.new_group(backend="gloo") if backend != "gloo" else dist.group.WORLD
-    return DistributedContext(rank=rank, local_rank=local_rank, world_size=world_size, device=device,
+    return DistributedContext(rank=dist.get_rank(), local_rank=local_rank, world_size=dist.get_world_size(), device=device,
                               control_group=control_group)
 
 

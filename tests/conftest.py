@@ -9,3 +9,29 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import torch  # noqa: E402  (after the environment is set)
 
 torch.set_num_threads(1)
+
+import importlib.util  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_make_demo_data():
+    """``tools/make_demo_data.py`` as a module (tools/ is not a package)."""
+    if "make_demo_data" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("make_demo_data", REPO / "tools" / "make_demo_data.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["make_demo_data"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["make_demo_data"]
+
+
+@pytest.fixture(scope="session")
+def small_demo_data(tmp_path_factory) -> Path:
+    """Every demo layout at 4 images per class, 64 px: shared read-only by the tests of one worker."""
+    out = tmp_path_factory.mktemp("small_demo_data")
+    load_make_demo_data().make_demo_data(out, images_per_class=4, size=64)
+    return out

@@ -52,16 +52,45 @@ def evaluation_transform(name: str, image_size: int = 224) -> transforms.Compose
 
 
 class LayerSpec(NamedTuple):
+    """Which ResNet stage is pooled, and how (the pooled map is flattened channel-major, as in VISSL)."""
+
     last_stage: int  # the ResNet stage whose output is pooled (3 = res4 / layer3, 4 = res5 / layer4)
-    pool: Callable[[Tensor], Tensor]
+    pool: Callable[[Tensor], Tensor]  # N x C x H x W maps -> N x C x h x w pooled maps
     min_map: int  # smallest feature map side the pooling accepts
 
 
 FEATURE_LAYERS: dict[str, LayerSpec] = {
-    "res5": LayerSpec(4, lambda maps: F.adaptive_avg_pool2d(maps, 1).flatten(1), 1),
-    "res5_vissl8k": LayerSpec(4, lambda maps: F.avg_pool2d(maps, 6, stride=1).flatten(1), 6),
-    "res4_vissl9k": LayerSpec(3, lambda maps: F.avg_pool2d(maps, 8, stride=3).flatten(1), 8),
+    "res5": LayerSpec(4, lambda maps: F.adaptive_avg_pool2d(maps, 1), 1),
+    "res5_vissl8k": LayerSpec(4, lambda maps: F.avg_pool2d(maps, 6, stride=1), 6),
+    "res4_vissl9k": LayerSpec(3, lambda maps: F.avg_pool2d(maps, 8, stride=3), 8),
 }
+
+
+def layer_spec(layer: str) -> LayerSpec:
+    """The ``FEATURE_LAYERS`` entry of ``layer``, or an error listing the valid names."""
+    if layer not in FEATURE_LAYERS:
+        raise ValueError(f"unknown feature layer {layer!r}; valid: {', '.join(FEATURE_LAYERS)}")
+    return FEATURE_LAYERS[layer]
+
+
+def layer_channels(layer: str, arch: str) -> int:
+    """Channels of the pooled stage: the trunk width for res5, half of it for res4 (every torchvision ResNet)."""
+    from pretrain.model import backbone_width
+
+    return backbone_width(arch) // 2 ** (4 - layer_spec(layer).last_stage)
+
+
+def pooled_positions(layer: str, image_size: int) -> int:
+    """Spatial positions per channel after pooling ``layer`` for square ``image_size`` inputs (1 for GAP).
+
+    A torchvision ResNet halves the map (rounding up) five times up to res5, four times up to res4.
+    """
+    spec = layer_spec(layer)
+    side = -(-image_size // 2 ** (spec.last_stage + 1))
+    if side < spec.min_map:
+        raise ValueError(f"layer {layer} needs feature maps of at least {spec.min_map}x{spec.min_map}, "
+                         f"image_size {image_size} gives {side}x{side}: use image_size >= 224")
+    return spec.pool(torch.zeros(1, 1, side, side)).numel()
 
 
 def trunk_feature_maps(backbone: nn.Module, images: Tensor, last_stage: int) -> Tensor:
@@ -77,13 +106,11 @@ class FeatureExtractor:
 
     def __init__(self, backbone: nn.Module, layer: str = "res5", device: torch.device | str = "cpu",
                  amp: bool | None = None, channels_last: bool | None = None) -> None:
-        if layer not in FEATURE_LAYERS:
-            raise ValueError(f"unknown feature layer {layer!r}; valid: {', '.join(FEATURE_LAYERS)}")
+        self.layer, self.spec = layer, layer_spec(layer)
         self.device = torch.device(device)
         on_gpu = self.device.type == "cuda"
-        self.layer, self.spec = layer, FEATURE_LAYERS[layer]
-        self.amp = on_gpu if amp is None else amp and on_gpu
-        self.channels_last = on_gpu if channels_last is None else channels_last
+        self.amp = on_gpu and (amp is None or amp)
+        self.channels_last = on_gpu and (channels_last is None or channels_last)
         self.backbone = getattr(backbone, "module", backbone).to(self.device).eval()
         if self.channels_last:
             self.backbone = self.backbone.to(memory_format=torch.channels_last)
@@ -99,7 +126,7 @@ class FeatureExtractor:
             side = self.spec.min_map
             raise ValueError(f"layer {self.layer} needs feature maps of at least {side}x{side}, "
                              f"got {tuple(maps.shape[-2:])}: use image_size >= 224")
-        return self.spec.pool(maps.float()).cpu()
+        return self.spec.pool(maps.float()).flatten(1).cpu()
 
 
 def _loader(dataset, batch_size: int, num_workers: int, device: torch.device) -> DataLoader:
@@ -197,7 +224,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from transfer.backbone import load_backbone
     from transfer.datasets import DATASETS
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m transfer.features", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", help="backbone weights (.pth); omit with --random-init")
     parser.add_argument("--random-init", action="store_true", help="randomly initialised trunk (baseline)")
     parser.add_argument("--arch", default="resnet50")

@@ -2,15 +2,18 @@
 
 One training loop serves every protocol; the configs in ``configs/transfer/`` fix the numbers:
 
-* VISSL linear (Places205/365, iNat18): BatchNorm + Linear head on the pooled res5 features, SGD with
-  Nesterov momentum 0.9, weight decay 5e-4 (not on BatchNorm), LR 0.01 x batch/256 with x0.1 steps.
+* VISSL linear (Places205/365, iNat18): BatchNorm + Linear head (VISSL's ``eval_mlp``) on the pooled res5
+  features (``features.layer``: global average pool by default, or VISSL's 8192-d ``res5_vissl8k``), SGD
+  with Nesterov momentum 0.9, weight decay 5e-4 (not on BatchNorm), LR 0.01 x batch/256 with x0.1 steps.
 * Official ImageNet linear (``evaluate.py --weights freeze``): Linear head (N(0, 0.01) weights, zero bias),
   SGD momentum 0.9, LR 0.3, weight decay 1e-6, cosine over 100 epochs, batch 256, best top-1/top-5.
 * Semi-supervised (``--weights finetune``): the trunk trains too (own LR, train mode) on a subset.
 
 Train transform RandomResizedCrop + flip, test Resize + CenterCrop. ``mode: features`` is the fast mode:
-the head trains on cached features (test transform, no augmentation). ``torchrun`` runs it with DDP;
-the last epoch's state is checkpointed each epoch and a rerun resumes from it.
+the head trains on cached features (test transform, no augmentation). ``torchrun`` runs it with DDP (the
+head's BatchNorm synchronised on GPUs, as VISSL's SyncBN). The state is checkpointed each epoch and a
+rerun resumes from it; a rerun whose protocol differs from the checkpoint's is refused (only ``epochs``
+of a multistep schedule may grow).
 """
 
 from __future__ import annotations
@@ -29,12 +32,12 @@ from torchvision import transforms
 from tqdm import tqdm
 
 from pretrain.checkpoint import load_checkpoint, save_checkpoint
+from pretrain.config import config_to_dict
 from pretrain.distributed import DistributedContext, sum_over_processes
-from pretrain.model import backbone_width
 from transfer.backbone import LoadedBackbone, freeze
 from transfer.datasets import build_dataset, subset_by_file_names
 from transfer.features import (IMAGENET_MEAN, IMAGENET_STD, FeatureConfig, cached_features, evaluation_transform,
-                               trunk_feature_maps)
+                               layer_channels, layer_spec, pooled_positions, trunk_feature_maps)
 
 
 @dataclasses.dataclass
@@ -72,22 +75,43 @@ class LinearConfig:
             raise ValueError("mode=features trains the head only; fine-tuning (lr_backbone > 0) needs mode=images")
 
 
-def build_head(kind: str, in_features: int, num_classes: int) -> nn.Module:
-    """VISSL's ``eval_mlp`` (BatchNorm then Linear) or the official evaluate.py Linear (N(0, 0.01) init)."""
-    linear = nn.Linear(in_features, num_classes)
-    if kind == "linear":
-        nn.init.normal_(linear.weight, std=0.01)
-        nn.init.zeros_(linear.bias)
-        return linear
-    return nn.Sequential(nn.BatchNorm1d(in_features), linear)
+class PooledBatchNormLinear(nn.Module):
+    """VISSL's ``eval_mlp``: BatchNorm over the channels of the pooled map (shared by its positions), then Linear.
+
+    Input: N x (channels * positions) features flattened channel-major; with one position (global average
+    pooling) this is BatchNorm1d + Linear.
+    """
+
+    def __init__(self, channels: int, positions: int, num_classes: int) -> None:
+        super().__init__()
+        self.channels, self.positions = channels, positions
+        self.norm = nn.BatchNorm1d(channels)
+        self.linear = nn.Linear(channels * positions, num_classes)
+
+    def forward(self, features: Tensor) -> Tensor:
+        normed = self.norm(features.reshape(features.shape[0], self.channels, self.positions))
+        return self.linear(normed.flatten(1))
+
+
+def build_head(kind: str, channels: int, positions: int, num_classes: int) -> nn.Module:
+    """``bn_linear`` (VISSL ``eval_mlp``) or ``linear`` (official evaluate.py: N(0, 0.01) weights, zero bias)."""
+    if kind == "bn_linear":
+        return PooledBatchNormLinear(channels, positions, num_classes)
+    if kind != "linear":
+        raise ValueError(f"unknown head {kind!r}; valid: bn_linear, linear")
+    linear = nn.Linear(channels * positions, num_classes)
+    nn.init.normal_(linear.weight, std=0.01)
+    nn.init.zeros_(linear.bias)
+    return linear
 
 
 class TrunkClassifier(nn.Module):
-    """Trunk (global-average-pooled res5) + head; the trunk runs without gradients when frozen."""
+    """Trunk (pooled as ``layer``) + head; the trunk runs without gradients, in eval mode, when frozen."""
 
-    def __init__(self, trunk: nn.Module, head: nn.Module, finetune: bool) -> None:
+    def __init__(self, trunk: nn.Module, head: nn.Module, finetune: bool, layer: str = "res5") -> None:
         super().__init__()
         self.trunk, self.head, self.finetune = trunk, head, finetune
+        self.spec = layer_spec(layer)
 
     def train(self, mode: bool = True) -> "TrunkClassifier":
         super().train(mode)
@@ -97,7 +121,8 @@ class TrunkClassifier(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
-            features = F.adaptive_avg_pool2d(trunk_feature_maps(self.trunk, images, 4), 1).flatten(1)
+            maps = trunk_feature_maps(self.trunk, images, self.spec.last_stage)
+            features = self.spec.pool(maps).flatten(1)
         return self.head(features.float())
 
 
@@ -120,6 +145,7 @@ def parameter_groups(model: nn.Module, config: LinearConfig, lr_scale: float) ->
 
 
 def build_optimizer(model: nn.Module, config: LinearConfig) -> tuple[torch.optim.Optimizer, object]:
+    """SGD over ``parameter_groups`` and the per-epoch LR schedule (multistep or cosine over ``epochs``)."""
     lr_scale = config.batch_size / 256 if config.scale_lr_with_batch else 1.0
     optimizer = torch.optim.SGD(parameter_groups(model, config, lr_scale), lr=0.0, momentum=config.momentum,
                                 nesterov=config.nesterov)
@@ -131,6 +157,7 @@ def build_optimizer(model: nn.Module, config: LinearConfig) -> tuple[torch.optim
 
 
 def train_transform(image_size: int) -> transforms.Compose:
+    """RandomResizedCrop + horizontal flip, as both VISSL and evaluate.py train linear heads."""
     return transforms.Compose([transforms.RandomResizedCrop(image_size), transforms.RandomHorizontalFlip(),
                                transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
@@ -168,7 +195,7 @@ def evaluate(model: nn.Module, loader: DataLoader, context: DistributedContext, 
 
 def _data(config: LinearConfig, loaded: LoadedBackbone, arch: str, dataset: str, data_root: str,
           output_dir: Path, context: DistributedContext) -> tuple:
-    """Train/val data sets (images or cached features), the number of classes and the feature width."""
+    """Train/val data sets (images or cached features), the number of classes and the pooled positions."""
     if config.mode == "features":
         cache_root = config.features.cache_dir or str(output_dir / "feature_cache")
         splits = [cached_features(loaded, arch, dataset, data_root, split, config.features, cache_root, context.device,
@@ -176,40 +203,73 @@ def _data(config: LinearConfig, loaded: LoadedBackbone, arch: str, dataset: str,
                   for split in (config.train_split, config.val_split)]
         tensors = [tuple(torch.from_numpy(array) for array in cached.valid_rows()) for cached in splits]
         num_classes = int(max(t[1].max() for t in tensors)) + 1
-        return TensorDataset(*tensors[0]), TensorDataset(*tensors[1]), num_classes, tensors[0][0].shape[1]
+        positions = tensors[0][0].shape[1] // layer_channels(config.features.layer, arch)
+        return TensorDataset(*tensors[0]), TensorDataset(*tensors[1]), num_classes, positions
     skip = config.features.skip_unreadable
     train_set = build_dataset(dataset, data_root, config.train_split, train_transform(config.image_size), skip)
     if config.train_subset:
         train_set = subset_by_file_names(train_set, config.train_subset)
     val_set = build_dataset(dataset, data_root, config.val_split,
                             evaluation_transform(config.test_transform, config.image_size), skip)
-    return train_set, val_set, len(train_set.classes), backbone_width(arch)
+    return train_set, val_set, len(train_set.classes), pooled_positions(config.features.layer, config.image_size)
+
+
+def protocol_fingerprint(config: LinearConfig) -> dict:
+    """The settings a resumed run must share with its checkpoint (``epochs`` may grow for multistep schedules)."""
+    settings = {key: value for key, value in config_to_dict(config).items()
+                if key not in ("num_workers", "features", "val_split", "test_transform", "dataset", "report")}
+    if config.schedule != "cosine":
+        del settings["epochs"]
+    settings["features.layer"] = config.features.layer
+    return settings
+
+
+def _resume(path: Path, config: LinearConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
+            scheduler: object) -> dict | None:
+    """Loads ``path`` into model/optimizer/scheduler and returns its progress (None if there is no checkpoint)."""
+    if not path.is_file():
+        return None
+    saved = load_checkpoint(path)
+    expected, found = protocol_fingerprint(config), saved.get("protocol", {})
+    changed = sorted(key for key in expected.keys() | found.keys() if expected.get(key) != found.get(key))
+    if changed:
+        details = ", ".join(f"{key}: {found.get(key)!r} -> {expected.get(key)!r}" for key in changed)
+        raise ValueError(f"{path} was trained with other settings ({details}); resume with the same settings "
+                         f"or use another output folder")
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    return saved["state"]
+
+
+def _broadcast_buffers(model: nn.Module, context: DistributedContext) -> None:
+    """Every process evaluates its shard with the main process's BatchNorm statistics (the checkpointed model)."""
+    if context.is_distributed:
+        for buffer in model.buffers():
+            torch.distributed.broadcast(buffer, src=0)
 
 
 def train_linear(config: LinearConfig, loaded: LoadedBackbone, arch: str, dataset: str, data_root: str,
                  output_dir: str | Path, context: DistributedContext, progress: bool = True) -> dict:
     """Trains the head (and trunk, if ``lr_backbone > 0``); returns best and final top-1/top-5 and curves."""
     output_dir = Path(output_dir)
-    torch.manual_seed(config.seed)
-    train_set, val_set, num_classes, width = _data(config, loaded, arch, dataset, data_root, output_dir, context)
+    train_set, val_set, num_classes, positions = _data(config, loaded, arch, dataset, data_root, output_dir, context)
+    torch.manual_seed(config.seed)  # after _data: a cache miss (extraction) must not change the head's init
     finetune = config.lr_backbone > 0
-    head = build_head(config.head, width, num_classes)
+    head = build_head(config.head, layer_channels(config.features.layer, arch), positions, num_classes)
+    if context.is_distributed and context.device.type == "cuda":
+        head = nn.SyncBatchNorm.convert_sync_batchnorm(head)  # VISSL: head BatchNorm over the global batch
     if config.mode == "features":
         model = head.to(context.device)
     else:
         trunk = loaded.model if finetune else freeze(loaded.model)
         trunk.requires_grad_(finetune)
-        model = TrunkClassifier(trunk, head, finetune).to(context.device)
+        model = TrunkClassifier(trunk, head, finetune, config.features.layer).to(context.device)
     optimizer, scheduler = build_optimizer(model, config)
-    state = {"epoch": 0, "best": {"top1": 0.0, "top5": 0.0}, "last": {"top1": 0.0, "top5": 0.0},
-             "curves": {"top1": [], "loss": []}}
     checkpoint_path = output_dir / "checkpoint.pth"
-    if checkpoint_path.is_file():
-        saved = load_checkpoint(checkpoint_path)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        state = saved["state"]
+    state = _resume(checkpoint_path, config, model, optimizer, scheduler) or {
+        "epoch": 0, "best": {"top1": 0.0, "top5": 0.0}, "last": {"top1": 0.0, "top5": 0.0},
+        "curves": {"top1": [], "loss": []}}
     wrapped = DistributedDataParallel(model) if context.is_distributed else model
     sampler = DistributedSampler(train_set, shuffle=True, seed=config.seed) if context.is_distributed else None
     local_batch = max(1, config.batch_size // context.world_size)
@@ -237,6 +297,7 @@ def train_linear(config: LinearConfig, loaded: LoadedBackbone, arch: str, datase
             optimizer.step()
             losses.append(loss.item())
         scheduler.step()
+        _broadcast_buffers(model, context)
         last = evaluate(model, val_loader, context, amp)
         state["best"] = {key: max(state["best"][key], last[key]) for key in last}
         state["last"] = last
@@ -247,5 +308,6 @@ def train_linear(config: LinearConfig, loaded: LoadedBackbone, arch: str, datase
             raise FloatingPointError(f"training loss is not finite at epoch {epoch + 1}")
         if context.is_main:
             save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "scheduler": scheduler.state_dict(), "state": state}, checkpoint_path)
+                             "scheduler": scheduler.state_dict(), "state": state,
+                             "protocol": protocol_fingerprint(config)}, checkpoint_path)
     return {"best": state["best"], "last": state["last"], "curves": state["curves"], "num_classes": num_classes}

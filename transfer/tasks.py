@@ -18,7 +18,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from pretrain.config import config_to_dict, load_config
 from pretrain.distributed import DistributedContext, init_distributed
@@ -88,12 +87,7 @@ def load_task_config(cls: type, task: str, config_path: str | Path | None, overr
 
 
 def current_context() -> DistributedContext:
-    """The ``torchrun`` context (joining the process group once), or a single process."""
-    if dist.is_available() and dist.is_initialized():
-        device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
-        rank = dist.get_rank()
-        return DistributedContext(rank, rank % max(torch.cuda.device_count(), 1), dist.get_world_size(), device,
-                                  dist.group.WORLD)
+    """The ``torchrun`` context (joining the process group on first use), or a single process."""
     return init_distributed()
 
 
@@ -228,9 +222,8 @@ def _linear_task(task: str) -> Callable[..., TaskResult]:
         outcome = train_linear(config, run.loaded, arch, config.dataset, data_root, run.output_dir, run.context,
                                progress=run.context.is_main)
         metrics = {key: float(value) for key, value in outcome[config.report].items()}
-        layer = "res5" if config.mode == "images" else config.features.layer
         return run.write(config.val_split, metrics, run.config_dict(last_epoch=outcome["last"], best=outcome["best"]),
-                         layer=layer, curves=outcome["curves"], seed=config.seed)
+                         layer=config.features.layer, curves=outcome["curves"], seed=config.seed)
 
     run_task.__name__ = f"run_{task}"
     run_task.__doc__ = f"The {task} protocol (configs/transfer/{task}.yaml): top-1/top-5 on the validation split."

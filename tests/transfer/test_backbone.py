@@ -1,4 +1,7 @@
-"""Backbone loading: strict weights, clear errors for misshaped files, seeded random init."""
+"""Backbone loading: every checkpoint layout, strict weights, clear errors for misshaped or unsafe files,
+seeded random init."""
+
+import datetime
 
 import pytest
 import torch
@@ -44,3 +47,27 @@ def test_weights_required_unless_random(tmp_path):
         load_backbone(None, "resnet18")
     with pytest.raises(ValueError, match="not both"):
         load_backbone(tmp_path / "x.pth", "resnet18", random_init=True)
+
+
+@pytest.mark.parametrize("layout", ["official-checkpoint", "pretrain-checkpoint"])
+def test_loads_backbone_out_of_full_training_checkpoints(tmp_path, layout):
+    source = build_backbone("resnet18")
+    torch.nn.init.normal_(source.layer1[0].conv1.weight)
+    projector = {"projector.0.weight": torch.zeros(8, 512), "bn.running_mean": torch.zeros(8)}
+    model = {**{f"backbone.{key}": value for key, value in source.state_dict().items()}, **projector}
+    if layout == "official-checkpoint":  # the release's checkpoint.pth: DDP-prefixed model plus optimizer state
+        checkpoint = {"epoch": 1000, "model": {f"module.{key}": value for key, value in model.items()},
+                      "optimizer": {"state": {}, "param_groups": []}}
+    else:
+        checkpoint = {"format": "barlowtwins-pretrain-checkpoint", "model": model, "epoch": 3}
+    torch.save(checkpoint, tmp_path / "checkpoint.pth")
+    loaded = load_backbone(tmp_path / "checkpoint.pth", "resnet18")
+    assert loaded.source_format == layout
+    for key, value in source.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[key], value), key
+
+
+def test_checkpoint_needing_arbitrary_unpickling_is_refused(tmp_path):
+    torch.save({"conv1.weight": torch.zeros(1), "extra": datetime.date(2021, 3, 4)}, tmp_path / "unsafe.pth")
+    with pytest.raises(CheckpointError, match="unsafe.pth"):
+        load_backbone(tmp_path / "unsafe.pth", "resnet18")

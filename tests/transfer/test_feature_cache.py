@@ -1,4 +1,5 @@
-"""Feature extraction cache: hit, miss on a changed key, resume after an interruption, skipped images."""
+"""Feature extraction cache: hit, miss on a changed key, resume after an interruption, skipped images, the
+sidecar and plain-numpy files, round-robin chunks for several processes."""
 
 import json
 
@@ -111,3 +112,51 @@ def test_vissl_pooled_layers_need_full_size_maps(backbone):
         extractor(torch.zeros(1, 3, 64, 64))
     assert FeatureExtractor(backbone, "res4_vissl9k", "cpu")(torch.zeros(1, 3, 224, 224)).shape == (1, 256 * 9)
     assert extractor(torch.zeros(1, 3, 224, 224)).shape == (1, 512 * 4)
+
+
+def test_key_fields_change_the_entry(folder, backbone, tmp_path):
+    loaded = LoadedBackbone(backbone, "w.pth", "abc123", "torchvision-state-dict")
+    base = dict(image_size=32, batch_size=4, num_workers=0, chunk_batches=1)
+    for config in (FeatureConfig(**base), FeatureConfig(**base, transform="vissl_resize"),
+                   FeatureConfig(**base, dtype="float32"), FeatureConfig(**base)):
+        cached_features(loaded, "resnet18", "imagefolder", folder, "", config, tmp_path, torch.device("cpu"),
+                        progress=False)
+    metas = [json.loads((entry / "meta.json").read_text()) for entry in sorted(tmp_path.iterdir())]
+    assert len(metas) == 3  # the fourth call was a hit
+    assert sorted((meta["key"]["transform"], meta["key"]["dtype"]) for meta in metas) == [
+        ("center_crop", "float16"), ("center_crop", "float32"), ("vissl_resize", "float16")]
+    for entry in tmp_path.iterdir():  # plain numpy reads the entry: a memory-mappable .npy per array
+        meta = json.loads((entry / "meta.json").read_text())
+        features = np.load(entry / "features.npy", mmap_mode="r")
+        assert isinstance(features, np.memmap) and features.dtype == np.dtype(meta["key"]["dtype"])
+        assert features.shape == (10, 512) and np.load(entry / "valid.npy").all()
+        assert meta["key"]["dataset"] == "imagefolder" and meta["key"]["layer"] == "res5"
+
+
+def test_chunks_are_dealt_round_robin_over_processes(tmp_path):
+    cache = FeatureCache(tmp_path, {"k": 3})
+    cache.prepare(num_rows=9, dim=4, dtype="float32", labels=np.arange(9), chunk_size=2)
+    assert cache.num_chunks() == 5 and list(cache.chunk_rows(4)) == [8]
+    assert cache.pending_chunks(0, 2) == [0, 2, 4] and cache.pending_chunks(1, 2) == [1, 3]
+    features = cache.open_for_writing()
+    features[2:4] = 1.0
+    cache.write_chunk(features, 1, np.array([2, 3]), np.array([True, True]))
+    assert cache.pending_chunks(1, 2) == [3] and cache.pending_chunks() == [0, 2, 3, 4]
+    with pytest.raises(RuntimeError, match="4 chunk"):
+        cache.finalize()
+    with pytest.raises(ValueError, match="float64"):
+        cache.prepare(num_rows=9, dim=4, dtype="float64", labels=np.arange(9), chunk_size=2)
+
+
+def test_unreadable_sidecar_is_a_miss(folder, backbone, tmp_path):
+    loaded = LoadedBackbone(backbone, "w.pth", "abc123", "torchvision-state-dict")
+    config = FeatureConfig(image_size=32, batch_size=4, num_workers=0, chunk_batches=1)
+    first = cached_features(loaded, "resnet18", "imagefolder", folder, "", config, tmp_path, torch.device("cpu"),
+                            progress=False)
+    expected = np.array(first.features)
+    (entry,) = list(tmp_path.iterdir())
+    (entry / "meta.json").write_text("{ truncated")
+    again = cached_features(loaded, "resnet18", "imagefolder", folder, "", config, tmp_path, torch.device("cpu"),
+                            progress=False)
+    assert json.loads((entry / "meta.json").read_text())["complete"]
+    np.testing.assert_array_equal(again.features, expected)

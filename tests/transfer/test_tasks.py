@@ -1,8 +1,6 @@
 """Every classification task end to end on generated demo data (tiny resnet18, 64 px), plus the CLI."""
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,14 +17,8 @@ LINEAR = ["epochs=1", "image_size=64", "batch_size=8", "num_workers=0"]
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("make_demo_data", REPO / "tools" / "make_demo_data.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("make_demo_data", module)
-    spec.loader.exec_module(module)
-    out = tmp_path_factory.mktemp("demo")
-    module.make_demo_data(out, images_per_class=4, size=64)
-    return out
+def demo(small_demo_data):
+    return small_demo_data
 
 
 @pytest.fixture(scope="module")

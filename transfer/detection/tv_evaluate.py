@@ -17,7 +17,8 @@ from tqdm import tqdm
 
 from transfer.detection.tv_coco_eval import coco_ap, coco_from_ground_truth, coco_results, encode_masks
 from transfer.detection.tv_datasets import DetectionDataset
-from transfer.detection.tv_distributed import ProcessContext, gather_to_all
+from pretrain.distributed import DistributedContext
+from transfer.detection.tv_distributed import gather_to_all
 from transfer.detection.tv_voc_eval import voc07_detection_ap
 
 METRIC_DEFINITIONS = {
@@ -33,7 +34,7 @@ def _single_image_batch(batch: list) -> tuple:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, dataset: DetectionDataset, context: ProcessContext, amp: bool = False,
+def predict(model: nn.Module, dataset: DetectionDataset, context: DistributedContext, amp: bool = False,
             num_workers: int = 0) -> list[dict]:
     """Detections of every test image (one image per forward pass), gathered on every process, in dataset order."""
     was_training = model.training
@@ -89,7 +90,7 @@ EVALUATORS: dict[str, Callable[[DetectionDataset, list[dict]], tuple[dict, dict]
 }
 
 
-def evaluate(model: nn.Module, dataset: DetectionDataset, data_format: str, context: ProcessContext,
+def evaluate(model: nn.Module, dataset: DetectionDataset, data_format: str, context: DistributedContext,
              amp: bool = False, num_workers: int = 0) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """Metrics and per-class values (percent) of ``model`` on ``dataset``, computed on the main process
     (the others return empty dicts)."""

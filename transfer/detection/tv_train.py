@@ -22,7 +22,8 @@ from pretrain.checkpoint import CheckpointError, file_sha256, load_backbone_stat
 from pretrain.config import ConfigError, config_to_dict, save_config
 from transfer.detection.tv_config import DetectionConfig, SolverConfig, scale_to_world_size
 from transfer.detection.tv_datasets import DatasetError, DetectionDataset, build_dataset
-from transfer.detection.tv_distributed import ProcessContext, barrier, init_process
+from pretrain.distributed import DistributedContext
+from transfer.detection.tv_distributed import barrier, init_process
 from transfer.detection.tv_evaluate import METRIC_DEFINITIONS, evaluate
 from transfer.detection.tv_model import build_detector, set_test_resolution, set_train_resolution
 from transfer.detection.tv_optim import build_optimizer, set_learning_rate
@@ -59,12 +60,12 @@ def load_datasets(config: DetectionConfig) -> tuple[DetectionDataset, DetectionD
     return train_set, test_set
 
 
-def prepare_model(config: DetectionConfig, num_classes: int, context: ProcessContext) -> tuple[nn.Module, nn.Module]:
+def prepare_model(config: DetectionConfig, num_classes: int, context: DistributedContext) -> tuple[nn.Module, nn.Module]:
     """(model to call, unwrapped model): SyncBN conversion and DDP wrapping under multi-GPU runs."""
     model = build_detector(config.model, num_classes).to(context.device)
-    if context.distributed and config.model.norm == "syncbn" and context.device.type == "cuda":
+    if context.is_distributed and config.model.norm == "syncbn" and context.device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if not context.distributed:
+    if not context.is_distributed:
         return model, model
     device_ids = [context.device.index] if context.device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids), model
@@ -89,8 +90,8 @@ def checkpoint_state(model: nn.Module, optimizer: torch.optim.Optimizer, scaler:
             "config": config_to_dict(config)}
 
 
-def _mean_over_processes(value: torch.Tensor, context: ProcessContext) -> float:
-    if context.distributed:
+def _mean_over_processes(value: torch.Tensor, context: DistributedContext) -> float:
+    if context.is_distributed:
         value = value.clone()
         torch.distributed.all_reduce(value)
         value /= context.world_size
@@ -100,7 +101,7 @@ def _mean_over_processes(value: torch.Tensor, context: ProcessContext) -> float:
 def train_iterations(config: DetectionConfig, solver: SolverConfig, eval_period: int, model: nn.Module,
                      unwrapped: nn.Module, train_set: DetectionDataset, test_set: DetectionDataset,
                      state: TrainingState, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                     context: ProcessContext, checkpoint_path: Path) -> None:
+                     context: DistributedContext, checkpoint_path: Path) -> None:
     """Runs iterations ``state.iteration .. solver.max_iter - 1``, checkpointing and evaluating on schedule."""
     use_amp = solver.amp and context.device.type == "cuda"
     sampler = GroupedInfiniteBatchSampler(
@@ -149,7 +150,7 @@ def train_iterations(config: DetectionConfig, solver: SolverConfig, eval_period:
 
 
 def run_evaluation(config: DetectionConfig, model: nn.Module, test_set: DetectionDataset,
-                   context: ProcessContext) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+                   context: DistributedContext) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """Test-set metrics at the test resolution (main process; empty elsewhere)."""
     set_test_resolution(model, config.model)
     try:
@@ -162,7 +163,7 @@ def run_evaluation(config: DetectionConfig, model: nn.Module, test_set: Detectio
     return metrics, per_class
 
 
-def build_result(config: DetectionConfig, solver: SolverConfig, context: ProcessContext, metrics: dict,
+def build_result(config: DetectionConfig, solver: SolverConfig, context: DistributedContext, metrics: dict,
                  per_class: dict, state: TrainingState, wall_time_s: float) -> TaskResult:
     """The results-schema record of a finished run."""
     weights = config.model.weights

@@ -7,13 +7,15 @@ import re
 from collections.abc import Callable, Sequence
 
 from transfer.report.aggregate import TaskAggregate
+from transfer.results import TaskResult
 
 # Published methods shown in the main table; the paper's other methods go to a secondary table.
 MAIN_PUBLISHED_METHODS = ("Supervised", "Barlow Twins")
 ENGINE_DESCRIPTIONS = {
-    "detectron2": "detectron2 R50-C4",
-    "torchvision": "torchvision R50-FPN (not directly comparable with the paper's C4 numbers)",
+    "detectron2": "detectron2 {model}",
+    "torchvision": "torchvision {model} (not directly comparable with the paper's C4 numbers)",
 }
+DEFAULT_MODELS = {"detectron2": "R50-C4", "torchvision": "R50-FPN"}
 PUBLISHED_ENGINE = "detectron2 R50-C4 (paper)"
 
 
@@ -141,8 +143,22 @@ def table_specs(aggregates: Sequence[TaskAggregate]) -> list[TableSpec]:
     return [builder(aggregates) for builder in TABLE_BUILDERS]
 
 
-def engine_description(engine: str | None) -> str:
+def detection_model(engine: str, results: Sequence[TaskResult]) -> str:
+    """"R50-C4", "R18-FPN", ... from the resolved config the results carry (the engine's default otherwise)."""
+    config = results[0].config if results else {}
+    if engine == "detectron2" and isinstance(config.get("MODEL"), dict):
+        depth = config["MODEL"].get("RESNETS", {}).get("DEPTH", 50)
+        backbone = str(config["MODEL"].get("BACKBONE", {}).get("NAME", ""))
+        return f"R{depth}-{'FPN' if 'fpn' in backbone.lower() else 'C4'}"
+    if engine == "torchvision" and isinstance(config.get("model"), dict) and "arch" in config["model"]:
+        return f"R{str(config['model']['arch']).removeprefix('resnet')}-FPN"
+    return DEFAULT_MODELS.get(engine, "")
+
+
+def engine_description(engine: str | None, results: Sequence[TaskResult] = ()) -> str:
     """How a detection engine's results are labelled ("—" when the result names none)."""
     if not engine:
         return "—"
-    return ENGINE_DESCRIPTIONS.get(engine, engine)
+    if engine not in ENGINE_DESCRIPTIONS:
+        return engine
+    return ENGINE_DESCRIPTIONS[engine].format(model=detection_model(engine, results))

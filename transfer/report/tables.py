@@ -112,7 +112,9 @@ def _measured_rows(spec: TableSpec, columns: Sequence[Column],
             continue
         for engine in sorted({aggregate.engine or "" for aggregate in relevant}) or [""]:
             same_engine = [aggregate for aggregate in relevant if (aggregate.engine or "") == engine]
-            rows.append([label, *(_cell(same_engine, column) for column in columns), engine_description(engine)])
+            engine_results = [result for aggregate in same_engine for result in aggregate.results]
+            rows.append([label, *(_cell(same_engine, column) for column in columns),
+                         engine_description(engine, engine_results)])
     return rows
 
 
@@ -121,7 +123,7 @@ def _protocol_note(aggregate: TaskAggregate) -> str:
     if aggregate.layer:
         where += f", layer {aggregate.layer}"
     if aggregate.engine:
-        where += f", {engine_description(aggregate.engine)}"
+        where += f", {engine_description(aggregate.engine, aggregate.results)}"
     seeds = [str(seed) for seed in aggregate.seeds if seed is not None]
     trials = f"{len(aggregate.results)} trial{'s' if len(aggregate.results) > 1 else ''}"
     if seeds:
@@ -172,9 +174,9 @@ def _other_results_table(aggregates_by_label: Mapping[str, Sequence[TaskAggregat
             if aggregate.task in covered:
                 continue
             for metric, stat in aggregate.metrics.items():
+                engine = engine_description(aggregate.engine, aggregate.results)
                 rows.append([label, aggregate.task, f"{aggregate.dataset}/{aggregate.split}",
-                             aggregate.layer or MISSING, engine_description(aggregate.engine), metric,
-                             format_stat(stat)])
+                             aggregate.layer or MISSING, engine, metric, format_stat(stat)])
     if not rows:
         return None
     return Table(key="other_results", title="Other results",

@@ -80,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for job, error in outcome.failures.items():
         print(f"  FAILED {job}: {error}", file=sys.stderr)
     _print_random_init_comparison(outcome.report["summary"])
-    print(f"report: {outcome.report['html']}\n        {outcome.report['markdown']}\n        {outcome.report['summary']}")
+    for name in ("html", "markdown", "summary"):
+        print(f"report: {outcome.report[name]}")
     return 1 if outcome.failures else 0
 
 

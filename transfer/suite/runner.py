@@ -70,7 +70,8 @@ class SuiteOutcome:
 def default_labels(weights: Sequence[str]) -> list[str]:
     """The file stem of each weights file, or ``parent/stem`` where stems repeat."""
     stems = [Path(path).stem for path in weights]
-    return [stem if stems.count(stem) == 1 else f"{Path(path).parent.name}/{stem}" for stem, path in zip(stems, weights)]
+    return [stem if stems.count(stem) == 1 else f"{Path(path).parent.name}/{stem}"
+            for stem, path in zip(stems, weights)]
 
 
 def prepare_backbones(weights: Sequence[str], arch: str, labels: Sequence[str] | None,

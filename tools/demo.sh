@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole pipeline on generated data, on CPU (about 5 minutes on 2 cores; GPUs are used when present):
+# The whole pipeline on generated data, on CPU (about 10 minutes on 2 cores; GPUs are used when present):
 #   1. generate demo data in the real VOC / COCO / Places / iNat / ImageNet layouts  (tools/make_demo_data.py)
 #   2. Barlow Twins pretraining of a small ResNet-18                                  (configs/pretrain/demo.yaml)
 #   3. export the torchvision backbone and convert it for detectron2                  (tools/export_backbone.py,

@@ -39,7 +39,7 @@ def test_demo_config_is_small_and_monitors_knn():
     config = load_config(PretrainConfig, CONFIGS / "demo.yaml")
     assert config.model.arch == "resnet18" and config.data.image_size <= 64
     assert config.data.root == "demo_output/pretrain_data/imagefolder/train"
-    assert config.knn.every_epochs == 2 and config.knn.val_root == "demo_output/data/imagefolder/val"
+    assert config.knn.every_epochs == 5 and config.knn.val_root == "demo_output/data/imagefolder/val"
 
 
 @pytest.mark.parametrize("override, fragment", [

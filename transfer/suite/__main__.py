@@ -40,7 +40,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--title", default="Barlow Twins transfer report")
     args, extra = parser.parse_known_args(argv)
     # key=value items may follow the weights; argparse sees them as weights.
-    args.overrides = [*[item for item in args.weights if "=" in item], *extra]
+    # key=value items may also follow --tasks, which would take them as task names.
+    trailing = [item for item in args.tasks or [] if "=" in item]
+    args.tasks = [item for item in args.tasks or [] if "=" not in item] or None
+    args.overrides = [*[item for item in args.weights if "=" in item], *trailing, *extra]
     args.weights = [item for item in args.weights if "=" not in item]
     unknown = [item for item in args.overrides if "=" not in item]
     if unknown:

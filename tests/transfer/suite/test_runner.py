@@ -158,6 +158,13 @@ def test_cli_reports_a_failed_task_and_exits_non_zero(demo_root, weights, tmp_pa
     assert "failed: RuntimeError: simulated crash" in (tmp_path / "out" / "report.md").read_text()
 
 
+def test_cli_takes_overrides_after_the_task_list():
+    from transfer.suite.__main__ import parse_args
+
+    args = parse_args(["w.pth", "--data-root", "d", "--output", "o", "--tasks", "knn", "voc07_svm", "trials=2"])
+    assert args.tasks == ["knn", "voc07_svm"] and args.overrides == ["trials=2"] and args.weights == ["w.pth"]
+
+
 def test_cli_bad_input_exits_2(tmp_path, capsys):
     assert suite_main(["--data-root", str(tmp_path), "--output", str(tmp_path / "out"), "trials=zero"]) == 2
     assert "trials" in capsys.readouterr().err

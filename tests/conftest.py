@@ -19,19 +19,19 @@ import pytest  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_make_demo_data():
+@pytest.fixture(scope="session")
+def make_demo_data_tool():
     """``tools/make_demo_data.py`` as a module (tools/ is not a package)."""
-    if "make_demo_data" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("make_demo_data", REPO / "tools" / "make_demo_data.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["make_demo_data"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["make_demo_data"]
+    spec = importlib.util.spec_from_file_location("make_demo_data", REPO / "tools" / "make_demo_data.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("make_demo_data", module)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")
-def small_demo_data(tmp_path_factory) -> Path:
+def small_demo_data(tmp_path_factory, make_demo_data_tool) -> Path:
     """Every demo layout at 4 images per class, 64 px: shared read-only by the tests of one worker."""
     out = tmp_path_factory.mktemp("small_demo_data")
-    load_make_demo_data().make_demo_data(out, images_per_class=4, size=64)
+    make_demo_data_tool.make_demo_data(out, images_per_class=4, size=64)
     return out

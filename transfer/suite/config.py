@@ -30,8 +30,7 @@ class SuiteConfig:
     def __post_init__(self) -> None:
         if self.trials < 1:
             raise ValueError(f"trials must be at least 1, got {self.trials}")
-        for key in ("tasks",):
-            _check_task_names(key, getattr(self, key))
+        _check_task_names("tasks", self.tasks)
         for key in ("overrides", "detectron2_overrides", "torchvision_configs", "detectron2_configs"):
             mapping = getattr(self, key)
             _check_task_names(key, list(mapping))

@@ -34,7 +34,7 @@ from transfer.results import ResultsError, TaskResult, read_result
 from transfer.suite.config import SuiteConfig
 from transfer.suite.discovery import Discovery, discover
 from transfer.suite.registry import SuiteTask, missing_data_reason, select_tasks
-from transfer.suite.task_runners import EngineSkip, resolve_engine, run_task
+from transfer.suite.task_runners import EngineSkip, detection_options, resolve_engine, run_task
 
 logger = logging.getLogger(__name__)
 RANDOM_INIT_COLUMN = "random init"
@@ -182,14 +182,19 @@ def run_suite(weights: Sequence[str], data_root: str | Path, output_dir: str | P
     return outcome
 
 
+def _request(job: _Job, config: SuiteConfig, engine: str | None) -> dict[str, Any]:
+    """What a finished run must match to be reused: task, seed, arch, and the options it ran with."""
+    request: dict[str, Any] = {"task": job.task.name, "seed": job.seed, "arch": config.arch, "engine": None,
+                               "overrides": config.overrides.get(job.task.name, []), "config_file": None}
+    if job.task.kind == "detection":
+        request["engine"] = engine
+        request["overrides"], request["config_file"] = detection_options(job.task.name, config, engine or "torchvision")
+    return request
+
+
 def _run_job(job: _Job, discovery: Discovery, config: SuiteConfig, engine: str | None, cache_dir: Path,
              outcome: SuiteOutcome) -> None:
-    request = {"task": job.task.name, "seed": job.seed, "arch": config.arch,
-               "engine": engine if job.task.kind == "detection" else None,
-               "overrides": config.overrides.get(job.task.name, []),
-               "detectron2_overrides": config.detectron2_overrides.get(job.task.name, []),
-               "config_file": {"torchvision": config.torchvision_configs, "detectron2": config.detectron2_configs}
-               .get(engine or "", {}).get(job.task.name) if job.task.kind == "detection" else None}
+    request = _request(job, config, engine)
     previous = _reusable(job.directory, job.backbone, request)
     if previous is not None:
         outcome.runs[job.backbone.label].append(previous)

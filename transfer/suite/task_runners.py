@@ -38,18 +38,23 @@ def _run_classification(task: SuiteTask, weights: str | None, data_root: Path, o
                                            random_init=weights is None, overrides=overrides)
 
 
+def detection_options(task: str, config: SuiteConfig, engine: str) -> tuple[list[str], str | None]:
+    """The overrides and the protocol config file (None: the engine's default) of a detection task."""
+    if engine == "detectron2":
+        return config.detectron2_overrides.get(task, []), config.detectron2_configs.get(task)
+    return config.overrides.get(task, []), config.torchvision_configs.get(task)
+
+
 def _run_detection(task: SuiteTask, weights: str | None, data_root: Path, output_dir: Path, config: SuiteConfig,
                    engine: str | None, cache_dir: Path, seed: int | None) -> TaskResult:
     from transfer.detection.tv_tasks import EngineUnavailableError, UnsupportedBackboneError, run_detection
 
-    if engine == "detectron2":
-        overrides, config_file = config.detectron2_overrides.get(task.name, []), config.detectron2_configs
-    else:
-        overrides, config_file = config.overrides.get(task.name, []), config.torchvision_configs
+    engine = engine or "torchvision"
+    overrides, config_file = detection_options(task.name, config, engine)
     try:
-        return run_detection(task.name, weights, str(data_root), str(output_dir), engine=engine or "torchvision",
+        return run_detection(task.name, weights, str(data_root), str(output_dir), engine=engine,
                              random_init=weights is None, overrides=overrides, seed=seed or 0,
-                             config_file=config_file.get(task.name), arch=config.arch)
+                             config_file=config_file, arch=config.arch)
     except (EngineUnavailableError, UnsupportedBackboneError) as error:
         raise EngineSkip(f"{engine} engine: {error}") from error
 

@@ -1,7 +1,6 @@
 """train_net end to end on CPU with tiny generated VOC and COCO data (CLI and ``run_detection``), and its
 refusals (needs detectron2)."""
 
-import importlib.util
 import math
 import pickle
 import statistics
@@ -32,12 +31,9 @@ CPU_OVERRIDES = ["MODEL.DEVICE", "cpu", "SOLVER.MAX_ITER", "2", "TEST.PRECISE_BN
 
 
 @pytest.fixture(scope="module")
-def demo_root(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("make_demo_data", REPO_ROOT / "tools" / "make_demo_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def demo_root(tmp_path_factory, make_demo_data_tool):
     root = tmp_path_factory.mktemp("demo") / "data"
-    module.make_demo_data(root, images_per_class=2, size=64, layouts="voc,coco")
+    make_demo_data_tool.make_demo_data(root, images_per_class=2, size=64, layouts="voc,coco")
     return root
 
 

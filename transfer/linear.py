@@ -214,23 +214,25 @@ def _data(config: LinearConfig, loaded: LoadedBackbone, arch: str, dataset: str,
     return train_set, val_set, len(train_set.classes), pooled_positions(config.features.layer, config.image_size)
 
 
-def protocol_fingerprint(config: LinearConfig) -> dict:
-    """The settings a resumed run must share with its checkpoint (``epochs`` may grow for multistep schedules)."""
+def protocol_fingerprint(config: LinearConfig, loaded: LoadedBackbone) -> dict:
+    """The settings and backbone a resumed run must share with its checkpoint (``epochs`` may grow for
+    multistep schedules)."""
     settings = {key: value for key, value in config_to_dict(config).items()
                 if key not in ("num_workers", "features", "val_split", "test_transform", "dataset", "report")}
     if config.schedule != "cosine":
         del settings["epochs"]
     settings["features.layer"] = config.features.layer
+    settings["backbone"] = loaded.weights_sha256 or loaded.weights
     return settings
 
 
-def _resume(path: Path, config: LinearConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
-            scheduler: object) -> dict | None:
+def _resume(path: Path, config: LinearConfig, loaded: LoadedBackbone, model: nn.Module,
+            optimizer: torch.optim.Optimizer, scheduler: object) -> dict | None:
     """Loads ``path`` into model/optimizer/scheduler and returns its progress (None if there is no checkpoint)."""
     if not path.is_file():
         return None
     saved = load_checkpoint(path)
-    expected, found = protocol_fingerprint(config), saved.get("protocol", {})
+    expected, found = protocol_fingerprint(config, loaded), saved.get("protocol", {})
     changed = sorted(key for key in expected.keys() | found.keys() if expected.get(key) != found.get(key))
     if changed:
         details = ", ".join(f"{key}: {found.get(key)!r} -> {expected.get(key)!r}" for key in changed)
@@ -267,7 +269,7 @@ def train_linear(config: LinearConfig, loaded: LoadedBackbone, arch: str, datase
         model = TrunkClassifier(trunk, head, finetune, config.features.layer).to(context.device)
     optimizer, scheduler = build_optimizer(model, config)
     checkpoint_path = output_dir / "checkpoint.pth"
-    state = _resume(checkpoint_path, config, model, optimizer, scheduler) or {
+    state = _resume(checkpoint_path, config, loaded, model, optimizer, scheduler) or {
         "epoch": 0, "best": {"top1": 0.0, "top5": 0.0}, "last": {"top1": 0.0, "top5": 0.0},
         "curves": {"top1": [], "loss": []}}
     wrapped = DistributedDataParallel(model) if context.is_distributed else model
@@ -309,5 +311,5 @@ def train_linear(config: LinearConfig, loaded: LoadedBackbone, arch: str, datase
         if context.is_main:
             save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                              "scheduler": scheduler.state_dict(), "state": state,
-                             "protocol": protocol_fingerprint(config)}, checkpoint_path)
+                             "protocol": protocol_fingerprint(config, loaded)}, checkpoint_path)
     return {"best": state["best"], "last": state["last"], "curves": state["curves"], "num_classes": num_classes}

@@ -290,6 +290,15 @@ def test_resume_refuses_a_changed_protocol(folder, tmp_path):
                      tmp_path, CPU, progress=False)
 
 
+def test_resume_refuses_another_backbone(folder, tmp_path):
+    train_linear(small_config(mode="features"), backbone(), "resnet18", "imagefolder", str(folder), tmp_path, CPU,
+                 progress=False)
+    other = LoadedBackbone(build_backbone("resnet18"), "other.pth", "4567ef01", "torchvision")
+    with pytest.raises(ValueError, match=r"other settings \(backbone: '0123abcd' -> '4567ef01'\)"):
+        train_linear(small_config(mode="features"), other, "resnet18", "imagefolder", str(folder), tmp_path, CPU,
+                     progress=False)
+
+
 def test_bad_protocol_values():
     with pytest.raises(ValueError, match="lr_backbone"):
         LinearConfig(mode="features", lr_backbone=0.1)

@@ -71,11 +71,36 @@ def prepare_model(config: DetectionConfig, num_classes: int, context: Distribute
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids), model
 
 
-def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> TrainingState:
-    """Loads a training checkpoint into the model, optimizer and scaler."""
+# Settings that may change between a run and its resumption (solver.max_iter: extending a finished run);
+# every other key must match the checkpoint's.
+RESUME_FREE_KEYS = frozenset({"output_dir", "log_period", "eval_period", "device", "data.num_workers",
+                              "solver.max_iter"})
+
+
+def _flatten(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+            config: DetectionConfig) -> TrainingState:
+    """Loads a training checkpoint into the model, optimizer and scaler, if it was made with the same settings
+    (weights, data, model, solver, seed); otherwise refuses, naming the keys that differ."""
     checkpoint = load_checkpoint(path)
     if checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a checkpoint of the torchvision detection engine")
+    expected, found = _flatten(config_to_dict(config)), _flatten(checkpoint.get("config", {}))
+    changed = sorted(key for key in expected.keys() | found.keys()
+                     if key not in RESUME_FREE_KEYS and expected.get(key) != found.get(key))
+    if changed:
+        details = ", ".join(f"{key}: {found.get(key)!r} -> {expected.get(key)!r}" for key in changed)
+        raise CheckpointError(f"{path} was trained with other settings ({details}); use the same settings or "
+                              "another output_dir")
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     scaler.load_state_dict(checkpoint["scaler"])
@@ -199,7 +224,7 @@ def train_and_evaluate(config: DetectionConfig, resume: bool = True, eval_only: 
     scaler = torch.amp.GradScaler(context.device.type, enabled=solver.amp and context.device.type == "cuda")
     state = TrainingState()
     if (resume or eval_only) and checkpoint_path.is_file():
-        state = restore(checkpoint_path, unwrapped, optimizer, scaler)
+        state = restore(checkpoint_path, unwrapped, optimizer, scaler, config)
         logger.info("resumed from %s at iteration %d", checkpoint_path, state.iteration)
     elif eval_only:
         raise CheckpointError(f"--eval-only needs a trained model: {checkpoint_path} does not exist")

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torchvision
 
-from pretrain.checkpoint import load_checkpoint
+from pretrain.checkpoint import CheckpointError, load_checkpoint
 from pretrain.config import config_to_dict
 from transfer.detection.__main__ import main as detection_main
 from transfer.detection.tv_config import load_detection_config
@@ -65,6 +65,9 @@ def test_voc_training_writes_results_and_resumes(demo_root, weights, tmp_path):
     assert load_checkpoint(tmp_path / "checkpoint.pth")["iteration"] == 3
     # A finished run returns its results without training again.
     assert train_and_evaluate(voc_config(demo_root, weights, tmp_path, "solver.max_iter=3")) == resumed
+    # Another seed (or other weights, data, solver) in the same folder is refused rather than resumed.
+    with pytest.raises(CheckpointError, match=r"trained with other settings \(seed: 0 -> 5\)"):
+        train_and_evaluate(voc_config(demo_root, weights, tmp_path, "solver.max_iter=3", "seed=5"))
 
 
 def test_coco_mask_rcnn_through_run_detection(demo_root, weights, tmp_path):

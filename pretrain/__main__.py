@@ -13,10 +13,11 @@ import os
 import sys
 from typing import Sequence
 
-from pretrain.checkpoint import CheckpointError
-from pretrain.config import ConfigError, load_config
+from core.checkpoint import CheckpointError
+from core.config import ConfigError, load_config, resolve_config_file
 from pretrain.data import DataError
-from pretrain.pretrain_config import PretrainConfig
+from pretrain.knn_monitor import KnnMonitor
+from pretrain.pretrain_config import CONFIG_DIR, PretrainConfig
 from pretrain.signals import EXIT_PREEMPTED
 from pretrain.train import NonFiniteLossError, pretrain
 
@@ -45,8 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging()
     try:
-        config = load_config(PretrainConfig, args.config, args.overrides)
-        outcome = pretrain(config)
+        config = load_config(PretrainConfig, resolve_config_file(args.config, CONFIG_DIR), args.overrides)
+        outcome = pretrain(config, callbacks=[KnnMonitor(config.knn, config.data.image_size)])
     except (ConfigError, DataError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -11,8 +11,8 @@ from typing import Mapping
 
 import torch
 
-from pretrain.atomic import atomic_write
-from pretrain.checkpoint import extract_backbone, load_backbone_state_dict, verify_backbone
+from core.atomic import atomic_write
+from core.checkpoint import extract_backbone, load_backbone_state_dict, verify_backbone
 
 
 def backbone_state_from_model(model_state: Mapping[str, torch.Tensor], arch: str) -> dict[str, torch.Tensor]:
@@ -31,7 +31,7 @@ def save_backbone(state: Mapping[str, torch.Tensor], path: str | Path) -> None:
 def export_backbone(checkpoint_path: str | Path, output_path: str | Path, arch: str = "resnet50") -> str:
     """Writes the backbone of any supported checkpoint (ours or the official release's) to ``output_path``.
 
-    Returns the detected input format name (see ``pretrain.checkpoint.CHECKPOINT_FORMATS``).
+    Returns the detected input format name (see ``core.checkpoint.CHECKPOINT_FORMATS``).
     """
     state, format_name = load_backbone_state_dict(checkpoint_path, arch=arch)
     save_backbone(state, output_path)

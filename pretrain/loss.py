@@ -16,12 +16,7 @@ import torch.distributed as dist
 import torch.distributed.nn.functional as differentiable_dist
 from torch import Tensor, nn
 
-
-def distributed_world_size() -> int:
-    """Number of processes in the default process group (1 when torch.distributed is not initialised)."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return 1
+from core.distributed import world_size
 
 
 def off_diagonal(matrix: Tensor) -> Tensor:
@@ -42,7 +37,7 @@ def batch_standardize(z: Tensor, bn: nn.BatchNorm1d) -> Tensor:
     update are those SyncBatchNorm would give.
     """
     uses_running_stats = not bn.training and bn.track_running_stats
-    if isinstance(bn, nn.SyncBatchNorm) or uses_running_stats or distributed_world_size() == 1:
+    if isinstance(bn, nn.SyncBatchNorm) or uses_running_stats or world_size() == 1:
         return bn(z)
 
     local_count = z.new_tensor([z.shape[0]])
@@ -106,7 +101,7 @@ def cross_correlation(z1_norm: Tensor, z2_norm: Tensor, batch_size: int) -> Tens
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     with torch.autocast(device_type=z1_norm.device.type, enabled=False):
         correlation = z1_norm.float().T @ z2_norm.float() / batch_size
-    if distributed_world_size() > 1:
+    if world_size() > 1:
         correlation = _SumOverProcessesLocalGradient.apply(correlation)
     return correlation
 

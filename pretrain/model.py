@@ -7,46 +7,13 @@ with ``load_state_dict(strict=True)``.
 
 from __future__ import annotations
 
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
-from torchvision import models
-from torchvision.models import ResNet
 
-from pretrain.loss import barlow_twins_loss, batch_standardize, cross_correlation, distributed_world_size
-
-# The torchvision ResNet family (all accept ``zero_init_residual`` and end in ``fc``).
-BACKBONES: dict[str, Callable[..., ResNet]] = {
-    name: getattr(models, name)
-    for name in (
-        "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-        "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d",
-        "wide_resnet50_2", "wide_resnet101_2",
-    )
-}
-
-
-def _resnet_without_head(arch: str) -> tuple[ResNet, int]:
-    """A freshly initialised ResNet (zero-init residual BN) with ``fc = Identity``, and its feature width."""
-    if arch not in BACKBONES:
-        raise ValueError(f"unknown arch {arch!r}; valid archs: {', '.join(BACKBONES)}")
-    backbone = BACKBONES[arch](zero_init_residual=True)
-    width = backbone.fc.in_features
-    backbone.fc = nn.Identity()
-    return backbone, width
-
-
-def build_backbone(arch: str = "resnet50") -> nn.Module:
-    """The pretraining backbone: torchvision ``arch`` with zero-init residuals and ``fc`` replaced by Identity."""
-    return _resnet_without_head(arch)[0]
-
-
-def backbone_width(arch: str = "resnet50") -> int:
-    """Width of the pooled backbone features of ``arch`` (512 for resnet18/34, 2048 for resnet50, ...)."""
-    with torch.device("meta"):
-        return _resnet_without_head(arch)[1]
-
+from core.backbone import resnet_trunk
+from core.distributed import world_size
+from pretrain.loss import barlow_twins_loss, batch_standardize, cross_correlation
 
 def parse_projector(projector: str) -> list[int]:
     """Layer widths of a projector spec such as ``"8192-8192-8192"``."""
@@ -84,7 +51,7 @@ class BarlowTwins(nn.Module):
         widths = parse_projector(projector)
         self.lambd = lambd
         self.batch_size = batch_size
-        self.backbone, in_features = _resnet_without_head(arch)
+        self.backbone, in_features = resnet_trunk(arch)
         self.projector = build_projector(in_features, widths)
         # Affine-free normalisation of the embeddings z1 and z2.
         self.bn = nn.BatchNorm1d(widths[-1], affine=False)
@@ -100,7 +67,7 @@ class BarlowTwins(nn.Module):
         # The views go through the network separately: BatchNorm statistics are per view, as officially.
         z1 = self.embed(y1)
         z2 = self.embed(y2)
-        global_batch = self.batch_size or y1.shape[0] * distributed_world_size()
+        global_batch = self.batch_size or y1.shape[0] * world_size()
         with torch.autocast(device_type=z1.device.type, enabled=False):
             correlation = cross_correlation(batch_standardize(z1, self.bn), batch_standardize(z2, self.bn),
                                             global_batch)

@@ -1,4 +1,4 @@
-"""Options of the pretraining stage, loaded with ``pretrain.config.load_config(PretrainConfig, yaml, overrides)``.
+"""Options of the pretraining stage, loaded with ``core.config.load_config(PretrainConfig, yaml, overrides)``.
 
 Defaults are the paper's ImageNet recipe (Zbontar et al., 2021, Sec. 3 "Implementation details"): ResNet-50,
 projector 8192-8192-8192, lambda 0.0051, LARS, 1000 epochs, batch 2048, base learning rates 0.2 (weights)
@@ -12,6 +12,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from core.config import shipped_config_dir
+
+CONFIG_DIR = shipped_config_dir(__file__)  # the shipped recipes (configs/pretrain in the repository)
 PROJECTOR_PATTERN = re.compile(r"^[1-9][0-9]*(-[1-9][0-9]*)*$")
 
 
@@ -62,7 +65,7 @@ class DataConfig:
 
 @dataclass
 class KnnConfig:
-    """Optional kNN monitor of the backbone during training (``transfer.knn.evaluate_knn``)."""
+    """Optional kNN monitor of the backbone during training (``pretrain.knn_monitor.KnnMonitor``)."""
 
     every_epochs: int = 0  # 0 = off
     train_root: str | None = None

@@ -15,18 +15,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pretrain.atomic import atomic_write
+from core.atomic import atomic_write
+from core.stats import STATS_FILE, read_stats
 
-STATS_FILE = "stats.jsonl"
 TENSORBOARD_DIR = "tensorboard"
-
-
-def read_stats(path: str | Path) -> list[dict[str, Any]]:
-    """All records of a ``stats.jsonl`` file (an absent file has none)."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 class StatsLogger:

@@ -17,17 +17,17 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal, Sequence
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from pretrain.checkpoint import load_checkpoint, save_checkpoint
-from pretrain.config import ConfigError, config_to_dict, save_config
+from core.checkpoint import load_checkpoint, save_checkpoint
+from core.config import ConfigError, config_to_dict, save_config
+from core.distributed import (DistributedContext, any_process, barrier, init_distributed, shutdown_distributed,
+                              sum_over_processes)
 from pretrain.data import DataError, EpochBatchSampler, TwoViewDataset, build_loader, list_images
-from pretrain.distributed import (DistributedContext, any_process, barrier, init_distributed,
-                                  shutdown_distributed, sum_over_processes)
 from pretrain.export import backbone_state_from_model, save_backbone
 from pretrain.model import BarlowTwins
 from pretrain.optim import LARS, param_groups_weights_biases
@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_FILE = "checkpoint.pth"
 CONFIG_FILE = "config.yaml"
 Outcome = Literal["completed", "preempted"]
+EpochCallback = Callable[[nn.Module, int, torch.device], dict[str, float]]
 
 # Settings that may change between a run and its resumption without changing what is trained.
 RUNTIME_ONLY_KEYS = frozenset({"output_dir", "stop_after_steps", "progress_bar", "tensorboard", "log_every",
@@ -97,16 +98,20 @@ class Run:
         barrier(self.context)
 
 
-def pretrain(config: PretrainConfig) -> Outcome:
-    """Trains (or resumes training) as described by ``config``; see the module docstring."""
+def pretrain(config: PretrainConfig, callbacks: Sequence[EpochCallback] = ()) -> Outcome:
+    """Trains (or resumes training) as described by ``config``; see the module docstring.
+
+    ``callbacks`` are called at the end of every epoch with the backbone (in eval mode), the epoch and the
+    device; the scalars they return are logged to ``stats.jsonl`` (e.g. ``pretrain.knn_monitor.KnnMonitor``).
+    """
     context = init_distributed()
     try:
-        return _pretrain(config, context)
+        return _pretrain(config, context, callbacks)
     finally:
         shutdown_distributed()
 
 
-def _pretrain(config: PretrainConfig, context: DistributedContext) -> Outcome:
+def _pretrain(config: PretrainConfig, context: DistributedContext, callbacks: Sequence[EpochCallback]) -> Outcome:
     paths, layout = list_images(config.data.root)
     if config.batch_size % context.world_size:
         raise ConfigError(f"config key 'batch_size' ({config.batch_size}) must be divisible by the number of "
@@ -128,7 +133,7 @@ def _pretrain(config: PretrainConfig, context: DistributedContext) -> Outcome:
     progress = ProgressBar(run.total_steps, run.step, context.is_main and config.progress_bar)
     try:
         with StopRequest() as stop:
-            if _train_epochs(run, sampler, loader, stats, progress, stop) == "preempted":
+            if _train_epochs(run, sampler, loader, stats, progress, stop, callbacks) == "preempted":
                 return "preempted"
     finally:
         progress.close()
@@ -190,7 +195,7 @@ class _Window:
 
 
 def _train_epochs(run: Run, sampler: EpochBatchSampler, loader: torch.utils.data.DataLoader, stats: StatsLogger,
-                  progress: ProgressBar, stop: StopRequest) -> Outcome:
+                  progress: ProgressBar, stop: StopRequest, callbacks: Sequence[EpochCallback]) -> Outcome:
     config, device = run.config, run.context.device
     memory_format = torch.channels_last if device.type == "cuda" and config.channels_last else torch.preserve_format
     nonfinite_losses = torch.zeros((), dtype=torch.int64, device=device)
@@ -236,7 +241,7 @@ def _train_epochs(run: Run, sampler: EpochBatchSampler, loader: torch.utils.data
                 logger.warning("stopping at step %d (%s); checkpoint saved to %s; run the same command to resume",
                                run.step, stop.reason or "another process was asked to stop", run.checkpoint_path)
                 return "preempted"
-        _maybe_knn(run, epoch, stats)
+        _run_epoch_callbacks(run, epoch, stats, callbacks)
     return "completed"
 
 
@@ -271,19 +276,14 @@ def _checked_loss(loss: torch.Tensor, nonfinite_losses: torch.Tensor, run: Run) 
     return value
 
 
-def _maybe_knn(run: Run, epoch: int, stats: StatsLogger) -> None:
-    """Every ``knn.every_epochs`` epochs, the kNN top-1 of the backbone (main process; others wait)."""
-    knn = run.config.knn
-    if not knn.every_epochs or (epoch + 1) % knn.every_epochs:
-        return
-    if run.context.is_main:
-        from transfer.knn import evaluate_knn
-
+def _run_epoch_callbacks(run: Run, epoch: int, stats: StatsLogger, callbacks: Sequence[EpochCallback]) -> None:
+    """Calls each epoch-end callback on the backbone (main process; the others wait) and logs what it returns."""
+    if run.context.is_main and callbacks:
         run.model.eval()
-        top1 = evaluate_knn(run.model.backbone, knn.train_root, knn.val_root,
-                            image_size=knn.image_size or run.config.data.image_size, device=run.context.device,
-                            batch_size=knn.batch_size, k=knn.k, temperature=knn.temperature)
+        for callback in callbacks:
+            values = callback(run.model.backbone, epoch, run.context.device)
+            if values:
+                stats.log({"step": run.step, "epoch": epoch, **{key: float(value) for key, value in values.items()}})
+                logger.info("epoch %d: %s", epoch, ", ".join(f"{key} {value:.2f}" for key, value in values.items()))
         run.model.train()
-        stats.log({"step": run.step, "epoch": epoch, "knn_top1": float(top1)})
-        logger.info("epoch %d: kNN top-1 %.2f%%", epoch, top1)
     barrier(run.context)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pretrain.checkpoint import PRETRAIN_CHECKPOINT_FORMAT, CheckpointError
+from core.checkpoint import PRETRAIN_CHECKPOINT_FORMAT, CheckpointError
 
 
 def capture_rng_states() -> dict[str, Any]:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmarks the classification-transfer hot spots (a script, not a test).
 
-1. VOC07 SVM sweep: ``transfer.svm.train_and_test_svm`` (``--solver``, default the batched ``newton``)
+1. VOC07 SVM sweep: ``transfer.classification.svm.train_and_test_svm`` (``--solver``, default the batched ``newton``)
    against the straightforward sequential loop (VISSL's ``SVMTrainer`` run in one process: per class and cost, ``cross_val_score`` over 3 folds plus a
    fit on all training data; test with the chosen cost) on a VOC07-sized synthetic problem (5011 train /
    4952 test images, 2048-d non-negative features, 20 multi-label classes with difficult-only labels,
@@ -12,7 +12,7 @@
    ``--sequential-classes K`` times the sequential loop on the first K classes only and extrapolates its
    time linearly to all classes; the output then says ``"sequential_extrapolated": true`` and compares
    the mAP on those K classes.
-2. Feature extraction throughput (images/s) of ``transfer.features`` on this machine's device: the
+2. Feature extraction throughput (images/s) of ``transfer.classification.features`` on this machine's device: the
    frozen trunk's forward pass alone on random tensors, and end to end (JPEG decoding, test transform,
    forward, float16 cache writes) over generated 500x375 JPEGs.
 
@@ -40,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import cross_val_score  # noqa: E402
 
-from transfer.average_precision import voc_average_precision  # noqa: E402
-from transfer.svm import (SVM_SOLVERS, VOC07_COSTS, make_linear_svc, normalize_features, resolve_jobs,  # noqa: E402
+from transfer.classification.average_precision import voc_average_precision  # noqa: E402
+from transfer.classification.svm import (SVM_SOLVERS, VOC07_COSTS, make_linear_svc, normalize_features, resolve_jobs,  # noqa: E402
                           svm_targets,
                           train_and_test_svm)
 
@@ -156,10 +156,10 @@ def _write_jpegs(directory: Path, count: int) -> None:
 def bench_features(args: argparse.Namespace) -> dict:
     import torch
 
-    from pretrain.model import build_backbone
-    from transfer.datasets import build_dataset
-    from transfer.feature_cache import FeatureCache
-    from transfer.features import FeatureExtractor, evaluation_transform, extract_to_cache
+    from core.backbone import build_backbone
+    from transfer.classification.datasets import build_dataset
+    from transfer.classification.feature_cache import FeatureCache
+    from transfer.classification.features import FeatureExtractor, evaluation_transform, extract_to_cache
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     extractor = FeatureExtractor(build_backbone(args.arch), layer="res5", device=device)

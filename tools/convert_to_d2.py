@@ -20,8 +20,8 @@ _REPO_ROOT = str(Path(__file__).resolve().parents[1])
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
-from pretrain.checkpoint import CheckpointError  # noqa: E402
-from transfer.detection.convert import ARCHITECTURES, ConversionError, convert_checkpoint  # noqa: E402
+from core.checkpoint import CheckpointError  # noqa: E402
+from transfer.detection.detectron2.convert import ARCHITECTURES, ConversionError, convert_checkpoint  # noqa: E402
 
 CHECK_CHOICES = {"auto": None, "yes": True, "no": False}
 

@@ -18,7 +18,7 @@ from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from pretrain.checkpoint import file_sha256  # noqa: E402
+from core.checkpoint import file_sha256  # noqa: E402
 from pretrain.export import export_backbone  # noqa: E402
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pretrain.config import ConfigError, load_config
+from core.config import ConfigError, load_config
 from pretrain.pretrain_config import PretrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "pretrain"

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torchvision
 
-from pretrain.checkpoint import PRETRAIN_CHECKPOINT_FORMAT
+from core.checkpoint import PRETRAIN_CHECKPOINT_FORMAT
 from pretrain.export import export_backbone
 from pretrain.model import BarlowTwins
 

@@ -6,7 +6,8 @@ import torch
 import torchvision
 from torch import nn
 
-from pretrain.model import BACKBONES, BarlowTwins, backbone_width, build_backbone
+from core.backbone import BACKBONES, backbone_width, build_backbone
+from pretrain.model import BarlowTwins
 
 EXPECTED_WIDTH = {
     "resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048, "resnet152": 2048,

@@ -17,8 +17,8 @@ import torch
 import torchvision
 
 from pretrain.__main__ import main
-from pretrain.checkpoint import PRETRAIN_CHECKPOINT_FORMAT
-from pretrain.config import load_config
+from core.checkpoint import PRETRAIN_CHECKPOINT_FORMAT
+from core.config import load_config
 from pretrain.data import DataError
 from pretrain.model import BarlowTwins
 from pretrain.pretrain_config import PretrainConfig

@@ -1,7 +1,7 @@
 """``python -m transfer.detection --engine {detectron2,torchvision} ...``: one entry point, two engines.
 
-``--engine detectron2`` hands the remaining arguments to ``transfer.detection.train_net.run`` (detectron2's
-argument style); ``--engine torchvision`` to ``transfer.detection.tv_cli``. Without ``--engine``,
+``--engine detectron2`` hands the remaining arguments to ``transfer.detection.detectron2.train_net.run`` (detectron2's
+argument style); ``--engine torchvision`` to ``transfer.detection.torchvision.cli``. Without ``--engine``,
 detectron2 is used when it is importable, torchvision otherwise.
 """
 
@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from transfer.detection.tv_tasks import detectron2_available
+from transfer.detection.torchvision.tasks import detectron2_available
 
 
 def _run_detectron2(argv: list[str]) -> int:
@@ -20,13 +20,13 @@ def _run_detectron2(argv: list[str]) -> int:
               "from source, see docs/detectron2.md). Use --engine torchvision to fine-tune with torchvision only.",
               file=sys.stderr)
         return 2
-    from transfer.detection import train_net
+    from transfer.detection.detectron2 import train_net
 
     return train_net.run(argv)
 
 
 def _run_torchvision(argv: list[str]) -> int:
-    from transfer.detection.tv_cli import main
+    from transfer.detection.torchvision.cli import main
 
     return main(argv)
 

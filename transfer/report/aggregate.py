@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from transfer.report.errors import ReportError
-from transfer.results import TaskResult
+from core.results import TaskResult
 
 # A metric "<name>_std" next to "<name>" is the spread the task itself measured (e.g. low-shot SVMs over draws).
 WITHIN_RUN_STD_SUFFIX = "_std"

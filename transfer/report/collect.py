@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from transfer.report.errors import ReportError
-from transfer.results import ResultsError, TaskResult, read_result
+from core.results import ResultsError, TaskResult, read_result
 
 RESULTS_FILE = "results.json"
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
+from core.stats import StatsError, numbered_records
 from transfer.report.errors import ReportError
 
 
@@ -31,18 +31,10 @@ def read_pretrain_stats(path: str | Path) -> PretrainCurves:
     path = Path(path)
     if not path.is_file():
         raise ReportError(f"pretraining stats file not found: {path}")
-    records = []
-    for line_number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{line_number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ReportError(f"{where}: not valid JSON: {error}") from error
-        if not isinstance(record, dict):
-            raise ReportError(f"{where}: each line must be a JSON object")
-        records.append((where, record))
+    try:
+        records = [(f"{path}:{number}", record) for number, record in numbered_records(path)]
+    except StatsError as error:
+        raise ReportError(str(error)) from error
     loss = [(_number(record, "step", where), _number(record, "loss", where))
             for where, record in records if "loss" in record and "step" in record]
     knn_records = [(where, record) for where, record in records if record.get("knn_top1") is not None]

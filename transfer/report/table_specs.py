@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from transfer.report.aggregate import TaskAggregate
-from transfer.results import TaskResult
+from core.results import TaskResult
 
 # Published methods shown in the main table; the paper's other methods go to a secondary table.
 MAIN_PUBLISHED_METHODS = ("Supervised", "Barlow Twins")

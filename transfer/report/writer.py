@@ -6,7 +6,7 @@ import datetime
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pretrain.atomic import atomic_write, atomic_write_json
+from core.atomic import atomic_write, atomic_write_json
 from transfer.published import published_results
 from transfer.report.aggregate import aggregate_runs
 from transfer.report.comparison import compare_with_random_init, comparison_table
@@ -18,7 +18,7 @@ from transfer.report.plots import make_plots
 from transfer.report.pretrain_stats import read_pretrain_stats
 from transfer.report.summary import build_summary
 from transfer.report.tables import build_tables
-from transfer.results import TaskResult
+from core.results import TaskResult
 
 PLOTS_DIR = "plots"
 

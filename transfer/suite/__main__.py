@@ -16,9 +16,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pretrain.config import ConfigError, load_config
+from core.config import ConfigError, load_config, resolve_config_file
 from transfer.report import ReportError
-from transfer.suite.config import SuiteConfig
+from transfer.suite.config import CONFIG_DIR, SuiteConfig
 from transfer.suite.registry import SUITE_TASKS
 from transfer.suite.runner import SuiteError, run_suite
 
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
-        config = load_config(SuiteConfig, args.config, [*args.overrides, *_flag_overrides(args)])
+        config = load_config(SuiteConfig, resolve_config_file(args.config, CONFIG_DIR) if args.config else None, [*args.overrides, *_flag_overrides(args)])
         outcome = run_suite(args.weights, args.data_root, args.output, config, labels=args.labels, title=args.title)
     except (ConfigError, SuiteError, ReportError) as error:
         print(f"error: {error}", file=sys.stderr)

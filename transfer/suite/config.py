@@ -5,7 +5,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+from core.config import shipped_config_dir
+
 from transfer.suite.registry import SUITE_TASKS
+
+CONFIG_DIR = shipped_config_dir(__file__)  # configs/suite in the repository
 
 
 @dataclasses.dataclass

@@ -1,7 +1,7 @@
 """The tasks the suite knows: which datasets each needs, which root it is given, and how it runs.
 
-A task is either a classification task of ``transfer.tasks.CLASSIFICATION_TASKS`` or a detection task
-of ``transfer.detection.tv_tasks.TASKS``; both take the dataset root chosen by ``data_root`` from what
+A task is either a classification task of ``transfer.classification.tasks.CLASSIFICATION_TASKS`` or a detection task
+of ``transfer.detection.torchvision.tasks.TASKS``; both take the dataset root chosen by ``data_root`` from what
 ``transfer.suite.discovery`` found.
 """
 

@@ -26,11 +26,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pretrain.atomic import atomic_write_json
-from pretrain.checkpoint import file_sha256, load_backbone_state_dict
-from transfer.backbone import RANDOM_INIT_LABEL
+from core.atomic import atomic_write_json
+from core.checkpoint import file_sha256, load_backbone_state_dict
+from core.backbone import RANDOM_INIT_LABEL
 from transfer.report import write_report
-from transfer.results import ResultsError, TaskResult, read_result
+from core.results import ResultsError, TaskResult, read_result
 from transfer.suite.config import SuiteConfig
 from transfer.suite.discovery import Discovery, discover
 from transfer.suite.registry import SuiteTask, missing_data_reason, select_tasks

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from transfer.results import TaskResult
+from core.results import TaskResult
 from transfer.suite.config import SuiteConfig
 from transfer.suite.registry import SuiteTask
 
@@ -18,7 +18,7 @@ class EngineSkip(RuntimeError):
 
 def resolve_engine(requested: str) -> str:
     """``auto`` -> detectron2 when importable, else torchvision; ``detectron2`` must be importable."""
-    from transfer.detection.tv_tasks import detectron2_available, require_detectron2
+    from transfer.detection.torchvision.tasks import detectron2_available, require_detectron2
 
     if requested == "auto":
         return "detectron2" if detectron2_available() else "torchvision"
@@ -29,7 +29,7 @@ def resolve_engine(requested: str) -> str:
 
 def _run_classification(task: SuiteTask, weights: str | None, data_root: Path, output_dir: Path,
                         config: SuiteConfig, engine: str | None, cache_dir: Path, seed: int | None) -> TaskResult:
-    from transfer.tasks import CLASSIFICATION_TASKS
+    from transfer.classification.tasks import CLASSIFICATION_TASKS
 
     overrides = [f"features.cache_dir={json.dumps(str(cache_dir))}", *config.overrides.get(task.name, [])]
     if seed is not None:
@@ -47,7 +47,7 @@ def detection_options(task: str, config: SuiteConfig, engine: str) -> tuple[list
 
 def _run_detection(task: SuiteTask, weights: str | None, data_root: Path, output_dir: Path, config: SuiteConfig,
                    engine: str | None, cache_dir: Path, seed: int | None) -> TaskResult:
-    from transfer.detection.tv_tasks import EngineUnavailableError, UnsupportedBackboneError, run_detection
+    from transfer.detection.torchvision.tasks import EngineUnavailableError, UnsupportedBackboneError, run_detection
 
     engine = engine or "torchvision"
     overrides, config_file = detection_options(task.name, config, engine)

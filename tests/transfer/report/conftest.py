@@ -2,7 +2,7 @@
 
 import pytest
 
-from transfer.results import TaskResult
+from core.results import TaskResult
 
 OURS = "resnet50.pth (ours)"
 RANDOM = "random init"

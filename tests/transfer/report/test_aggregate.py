@@ -32,7 +32,7 @@ def test_single_trial_has_no_std_and_task_spread_is_attached(sample_runs):
 
 
 def test_engines_are_separate_evaluations(sample_runs):
-    from transfer.results import TaskResult
+    from core.results import TaskResult
 
     results = [TaskResult(task="voc0712_detection", dataset="voc2007", split="test", weights="w", engine=engine,
                           metrics={"AP": value}, seed=seed)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from transfer.report.__main__ import main
-from transfer.results import TaskResult, write_result
+from core.results import TaskResult, write_result
 
 REPO = Path(__file__).resolve().parents[3]
 

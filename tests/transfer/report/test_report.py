@@ -160,7 +160,7 @@ def test_same_inputs_give_the_same_report(sample_runs, tmp_path):
 
 
 def test_trials_of_a_detection_task_and_a_missing_random_init(tmp_path):
-    from transfer.results import TaskResult
+    from core.results import TaskResult
 
     runs = {"ours": [TaskResult(task="voc0712_detection", dataset="voc2007", split="test", weights="w",
                                 engine="torchvision", metrics={"AP": ap, "AP50": 80.0, "AP75": 60.0}, seed=seed)
@@ -179,7 +179,7 @@ def test_bad_pretrain_stats_and_labels(sample_runs, tmp_path):
 
 
 def test_optional_columns_and_semi_supervised_table(tmp_path):
-    from transfer.results import TaskResult
+    from core.results import TaskResult
 
     def result(task, dataset, metrics):
         return TaskResult(task=task, dataset=dataset, split="val", weights="w", metrics=metrics, seed=0)

@@ -1,7 +1,7 @@
 """Detection rows name the model that produced them, read from the resolved config in the results."""
 
 from transfer.report.table_specs import engine_description
-from transfer.results import TaskResult
+from core.results import TaskResult
 
 
 def result(config: dict, engine: str) -> TaskResult:

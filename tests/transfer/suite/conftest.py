@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pretrain.model import build_backbone
+from core.backbone import build_backbone
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pretrain.config import ConfigError, load_config
+from core.config import ConfigError, load_config
 from transfer.suite.config import SuiteConfig
 from transfer.suite.registry import SUITE_TASKS
 

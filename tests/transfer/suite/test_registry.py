@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from transfer.detection.tv_tasks import TASKS as DETECTION_TASKS
+from transfer.detection.torchvision.tasks import TASKS as DETECTION_TASKS
 from transfer.suite.discovery import Discovery
 from transfer.suite.registry import SUITE_TASKS, missing_data_reason, select_tasks
-from transfer.tasks import CLASSIFICATION_TASKS
+from transfer.classification.tasks import CLASSIFICATION_TASKS
 
 
 def test_registry_covers_every_classification_and_detection_task():

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from pretrain.config import load_config
-from pretrain.model import build_backbone
-from transfer.results import TaskResult
+from core.config import load_config
+from core.backbone import build_backbone
+from core.results import TaskResult
 from transfer.suite import SuiteConfig, SuiteError, run_suite
 from transfer.suite import runner as runner_module
 from transfer.suite.__main__ import main as suite_main
@@ -45,8 +45,8 @@ class Recorder:
         self.calls.append((task.name, weights, seed))
         if task.name == self.fail:
             raise RuntimeError("simulated crash")
-        from pretrain.checkpoint import file_sha256
-        from transfer.results import write_result
+        from core.checkpoint import file_sha256
+        from core.results import write_result
 
         result = TaskResult(task=task.name, dataset="voc2007", split="test", weights=weights or "random-init",
                             weights_sha256=file_sha256(weights) if weights else None, metrics=METRICS[task.name],

@@ -1,0 +1,83 @@
+"""The one results-JSON schema written by every evaluation task and read by the report.
+
+One file per task run (``<output>/<task>/results.json`` by convention). ``metrics`` holds the
+headline numbers (percent for AP/accuracy), ``per_class`` optional per-class values keyed by metric
+(e.g. ``{"ap": {"aeroplane": 87.1, ...}}``), ``curves`` optional logged series for plots
+(e.g. ``{"loss": [[iteration, value], ...]}``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from core.atomic import atomic_write_json
+
+SCHEMA_VERSION = 1
+
+
+class ResultsError(ValueError):
+    """A results file is missing, is not JSON, or does not follow the schema."""
+
+
+@dataclasses.dataclass
+class TaskResult:
+    """Outcome of one evaluation task on one backbone."""
+
+    task: str
+    dataset: str
+    split: str
+    weights: str
+    metrics: dict[str, float]
+    weights_sha256: str | None = None
+    engine: str | None = None
+    layer: str | None = None
+    per_class: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    curves: dict[str, list[list[float]]] = dataclasses.field(default_factory=dict)
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    seed: int | None = None
+    wall_time_s: float | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        for name in ("task", "dataset", "split", "weights"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ResultsError(f"results field '{name}' must be a non-empty string")
+        if not isinstance(self.metrics, dict) or not self.metrics:
+            raise ResultsError(f"results of task '{self.task}' need at least one metric")
+        for name, value in self.metrics.items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ResultsError(f"metric '{name}' of task '{self.task}' must be a finite number, got {value!r}")
+
+
+def write_result(result: TaskResult, path: str | Path) -> None:
+    """Writes ``result`` as JSON atomically."""
+    atomic_write_json(path, dataclasses.asdict(result))
+
+
+def read_result(path: str | Path) -> TaskResult:
+    """Reads and validates a results file, naming the file and the field on error."""
+    path = Path(path)
+    if not path.is_file():
+        raise ResultsError(f"results file not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ResultsError(f"{path} is not valid JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path} must hold a JSON object")
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise ResultsError(f"{path}: schema_version {data.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+    known = {field.name for field in dataclasses.fields(TaskResult)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ResultsError(f"{path}: unknown field(s) {', '.join(unknown)}")
+    try:
+        return TaskResult(**data)
+    except TypeError as error:
+        raise ResultsError(f"{path}: {error}") from error
+    except ResultsError as error:
+        raise ResultsError(f"{path}: {error}") from error

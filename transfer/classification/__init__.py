@@ -1,0 +1,1 @@
+"""Frozen-feature classification transfer: datasets, cached features, SVMs, linear heads, kNN, and the tasks."""

@@ -1,0 +1,315 @@
+"""Linear classifiers on a frozen or fine-tuned trunk: VISSL Places/iNat, official ImageNet linear, semi-supervised.
+
+One training loop serves every protocol; the configs in ``configs/transfer/`` fix the numbers:
+
+* VISSL linear (Places205/365, iNat18): BatchNorm + Linear head (VISSL's ``eval_mlp``) on the pooled res5
+  features (``features.layer``: global average pool by default, or VISSL's 8192-d ``res5_vissl8k``), SGD
+  with Nesterov momentum 0.9, weight decay 5e-4 (not on BatchNorm), LR 0.01 x batch/256 with x0.1 steps.
+* Official ImageNet linear (``evaluate.py --weights freeze``): Linear head (N(0, 0.01) weights, zero bias),
+  SGD momentum 0.9, LR 0.3, weight decay 1e-6, cosine over 100 epochs, batch 256, best top-1/top-5.
+* Semi-supervised (``--weights finetune``): the trunk trains too (own LR, train mode) on a subset.
+
+Train transform RandomResizedCrop + flip, test Resize + CenterCrop. ``mode: features`` is the fast mode:
+the head trains on cached features (test transform, no augmentation). ``torchrun`` runs it with DDP (the
+head's BatchNorm synchronised on GPUs, as VISSL's SyncBN). The state is checkpointed each epoch and a
+rerun resumes from it; a rerun whose protocol differs from the checkpoint's is refused (only ``epochs``
+of a multistep schedule may grow).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset
+from torchvision import transforms
+from tqdm import tqdm
+
+from core.checkpoint import load_checkpoint, save_checkpoint
+from core.config import config_to_dict
+from core.distributed import DistributedContext, sum_over_processes
+from core.backbone import LoadedBackbone, freeze
+from transfer.classification.datasets import build_dataset, subset_by_file_names
+from transfer.classification.features import (IMAGENET_MEAN, IMAGENET_STD, FeatureConfig, cached_features, evaluation_transform,
+                               layer_channels, layer_spec, pooled_positions, trunk_feature_maps)
+
+
+@dataclasses.dataclass
+class LinearConfig:
+    """One linear-classification protocol (defaults: the VISSL Places205 linear protocol)."""
+
+    train_split: str = "train"
+    val_split: str = "val"
+    train_subset: str = ""  # file of training image names (ImageNet 1% / 10%); empty: all
+    mode: Literal["images", "features"] = "images"
+    head: Literal["bn_linear", "linear"] = "bn_linear"
+    epochs: int = 14
+    batch_size: int = 256
+    lr: float = 0.01
+    lr_backbone: float = 0.0  # > 0: fine-tune the trunk (semi-supervised)
+    scale_lr_with_batch: bool = True  # lr x batch_size / 256 (VISSL auto-scaling)
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    decay_batchnorm: bool = False
+    schedule: Literal["multistep", "cosine"] = "multistep"
+    milestones: list[int] = dataclasses.field(default_factory=lambda: [4, 8, 12])
+    gamma: float = 0.1
+    image_size: int = 224
+    test_transform: str = "center_crop"
+    num_workers: int = 8
+    amp: bool = True
+    seed: int = 0
+    features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.lr_backbone < 0:
+            raise ValueError("epochs and batch_size must be positive, lr > 0 and lr_backbone >= 0")
+        if self.lr_backbone > 0 and self.mode == "features":
+            raise ValueError("mode=features trains the head only; fine-tuning (lr_backbone > 0) needs mode=images")
+
+
+class PooledBatchNormLinear(nn.Module):
+    """VISSL's ``eval_mlp``: BatchNorm over the channels of the pooled map (shared by its positions), then Linear.
+
+    Input: N x (channels * positions) features flattened channel-major; with one position (global average
+    pooling) this is BatchNorm1d + Linear.
+    """
+
+    def __init__(self, channels: int, positions: int, num_classes: int) -> None:
+        super().__init__()
+        self.channels, self.positions = channels, positions
+        self.norm = nn.BatchNorm1d(channels)
+        self.linear = nn.Linear(channels * positions, num_classes)
+
+    def forward(self, features: Tensor) -> Tensor:
+        normed = self.norm(features.reshape(features.shape[0], self.channels, self.positions))
+        return self.linear(normed.flatten(1))
+
+
+def build_head(kind: str, channels: int, positions: int, num_classes: int) -> nn.Module:
+    """``bn_linear`` (VISSL ``eval_mlp``) or ``linear`` (official evaluate.py: N(0, 0.01) weights, zero bias)."""
+    if kind == "bn_linear":
+        return PooledBatchNormLinear(channels, positions, num_classes)
+    if kind != "linear":
+        raise ValueError(f"unknown head {kind!r}; valid: bn_linear, linear")
+    linear = nn.Linear(channels * positions, num_classes)
+    nn.init.normal_(linear.weight, std=0.01)
+    nn.init.zeros_(linear.bias)
+    return linear
+
+
+class TrunkClassifier(nn.Module):
+    """Trunk (pooled as ``layer``) + head; the trunk runs without gradients, in eval mode, when frozen."""
+
+    def __init__(self, trunk: nn.Module, head: nn.Module, finetune: bool, layer: str = "res5") -> None:
+        super().__init__()
+        self.trunk, self.head, self.finetune = trunk, head, finetune
+        self.spec = layer_spec(layer)
+
+    def train(self, mode: bool = True) -> "TrunkClassifier":
+        super().train(mode)
+        if not self.finetune:
+            self.trunk.eval()  # frozen trunk: BatchNorm statistics stay as pretrained
+        return self
+
+    def forward(self, images: Tensor) -> Tensor:
+        with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
+            maps = trunk_feature_maps(self.trunk, images, self.spec.last_stage)
+            features = self.spec.pool(maps).flatten(1)
+        return self.head(features.float())
+
+
+def parameter_groups(model: nn.Module, config: LinearConfig, lr_scale: float) -> list[dict]:
+    """Head (and trunk, when fine-tuned) groups; BatchNorm parameters without weight decay unless configured."""
+    groups = []
+    for name, lr in (("head", config.lr), ("trunk", config.lr_backbone)):
+        module = getattr(model, name, model if name == "head" else None)  # a bare head in features mode
+        if module is None or lr == 0:
+            continue
+        decayed, undecayed = [], []
+        for submodule in module.modules():
+            is_norm = isinstance(submodule, nn.modules.batchnorm._BatchNorm)
+            for parameter in submodule.parameters(recurse=False):
+                (undecayed if is_norm and not config.decay_batchnorm else decayed).append(parameter)
+        groups.append({"params": decayed, "lr": lr * lr_scale, "weight_decay": config.weight_decay})
+        if undecayed:
+            groups.append({"params": undecayed, "lr": lr * lr_scale, "weight_decay": 0.0})
+    return groups
+
+
+def build_optimizer(model: nn.Module, config: LinearConfig) -> tuple[torch.optim.Optimizer, object]:
+    """SGD over ``parameter_groups`` and the per-epoch LR schedule (multistep or cosine over ``epochs``)."""
+    lr_scale = config.batch_size / 256 if config.scale_lr_with_batch else 1.0
+    optimizer = torch.optim.SGD(parameter_groups(model, config, lr_scale), lr=0.0, momentum=config.momentum,
+                                nesterov=config.nesterov)
+    if config.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs)
+    else:
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, config.milestones, config.gamma)
+    return optimizer, scheduler
+
+
+def train_transform(image_size: int) -> transforms.Compose:
+    """RandomResizedCrop + horizontal flip, as both VISSL and evaluate.py train linear heads."""
+    return transforms.Compose([transforms.RandomResizedCrop(image_size), transforms.RandomHorizontalFlip(),
+                               transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def topk_correct(logits: Tensor, targets: Tensor, ks: tuple[int, ...] = (1, 5)) -> list[float]:
+    """Number of rows whose target is among the top-k logits, for each k (k capped at the class count)."""
+    top = logits.topk(min(max(ks), logits.shape[1]), dim=1).indices
+    hits = top == targets.view(-1, 1)
+    return [float(hits[:, :k].any(dim=1).sum()) for k in ks]
+
+
+def _batches(loader: DataLoader, device: torch.device):
+    """(inputs, targets) on ``device``, dropping images flagged unreadable."""
+    for batch in loader:
+        inputs, targets = batch[0], torch.as_tensor(batch[1]).long()
+        if len(batch) == 3:
+            inputs, targets = inputs[batch[2]], targets[batch[2]]
+        if len(targets):
+            yield inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, context: DistributedContext, amp: bool) -> dict[str, float]:
+    """Top-1 / top-5 (percent) over this process's shard, summed over processes."""
+    model.eval()
+    correct1 = correct5 = count = 0.0
+    for inputs, targets in _batches(loader, context.device):
+        with torch.autocast(context.device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(inputs)
+        hits = topk_correct(logits.float(), targets)
+        correct1, correct5, count = correct1 + hits[0], correct5 + hits[1], count + len(targets)
+    correct1, correct5, count = sum_over_processes([correct1, correct5, count], context)
+    return {"top1": 100.0 * correct1 / max(count, 1), "top5": 100.0 * correct5 / max(count, 1)}
+
+
+def _data(config: LinearConfig, loaded: LoadedBackbone, arch: str, dataset: str, data_root: str,
+          output_dir: Path, context: DistributedContext) -> tuple:
+    """Train/val data sets (images or cached features), the number of classes and the pooled positions."""
+    if config.mode == "features":
+        cache_root = config.features.cache_dir or str(output_dir / "feature_cache")
+        splits = [cached_features(loaded, arch, dataset, data_root, split, config.features, cache_root, context.device,
+                                  context.rank, context.world_size, progress=context.is_main)
+                  for split in (config.train_split, config.val_split)]
+        tensors = [tuple(torch.from_numpy(array) for array in cached.valid_rows()) for cached in splits]
+        num_classes = int(max(t[1].max() for t in tensors)) + 1
+        positions = tensors[0][0].shape[1] // layer_channels(config.features.layer, arch)
+        return TensorDataset(*tensors[0]), TensorDataset(*tensors[1]), num_classes, positions
+    skip = config.features.skip_unreadable
+    train_set = build_dataset(dataset, data_root, config.train_split, train_transform(config.image_size), skip)
+    if config.train_subset:
+        train_set = subset_by_file_names(train_set, config.train_subset)
+    val_set = build_dataset(dataset, data_root, config.val_split,
+                            evaluation_transform(config.test_transform, config.image_size), skip)
+    return train_set, val_set, len(train_set.classes), pooled_positions(config.features.layer, config.image_size)
+
+
+def protocol_fingerprint(config: LinearConfig, loaded: LoadedBackbone) -> dict:
+    """The settings and backbone a resumed run must share with its checkpoint (``epochs`` may grow for
+    multistep schedules)."""
+    settings = {key: value for key, value in config_to_dict(config).items()
+                if key not in ("num_workers", "features", "val_split", "test_transform", "dataset", "report")}
+    if config.schedule != "cosine":
+        del settings["epochs"]
+    settings["features.layer"] = config.features.layer
+    settings["backbone"] = loaded.weights_sha256 or loaded.weights
+    return settings
+
+
+def _resume(path: Path, config: LinearConfig, loaded: LoadedBackbone, model: nn.Module,
+            optimizer: torch.optim.Optimizer, scheduler: object) -> dict | None:
+    """Loads ``path`` into model/optimizer/scheduler and returns its progress (None if there is no checkpoint)."""
+    if not path.is_file():
+        return None
+    saved = load_checkpoint(path)
+    expected, found = protocol_fingerprint(config, loaded), saved.get("protocol", {})
+    changed = sorted(key for key in expected.keys() | found.keys() if expected.get(key) != found.get(key))
+    if changed:
+        details = ", ".join(f"{key}: {found.get(key)!r} -> {expected.get(key)!r}" for key in changed)
+        raise ValueError(f"{path} was trained with other settings ({details}); resume with the same settings "
+                         f"or use another output folder")
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    return saved["state"]
+
+
+def _broadcast_buffers(model: nn.Module, context: DistributedContext) -> None:
+    """Every process evaluates its shard with the main process's BatchNorm statistics (the checkpointed model)."""
+    if context.is_distributed:
+        for buffer in model.buffers():
+            torch.distributed.broadcast(buffer, src=0)
+
+
+def train_linear(config: LinearConfig, loaded: LoadedBackbone, arch: str, dataset: str, data_root: str,
+                 output_dir: str | Path, context: DistributedContext, progress: bool = True) -> dict:
+    """Trains the head (and trunk, if ``lr_backbone > 0``); returns best and final top-1/top-5 and curves."""
+    output_dir = Path(output_dir)
+    train_set, val_set, num_classes, positions = _data(config, loaded, arch, dataset, data_root, output_dir, context)
+    torch.manual_seed(config.seed)  # after _data: a cache miss (extraction) must not change the head's init
+    finetune = config.lr_backbone > 0
+    head = build_head(config.head, layer_channels(config.features.layer, arch), positions, num_classes)
+    if context.is_distributed and context.device.type == "cuda":
+        head = nn.SyncBatchNorm.convert_sync_batchnorm(head)  # VISSL: head BatchNorm over the global batch
+    if config.mode == "features":
+        model = head.to(context.device)
+    else:
+        trunk = loaded.model if finetune else freeze(loaded.model)
+        trunk.requires_grad_(finetune)
+        model = TrunkClassifier(trunk, head, finetune, config.features.layer).to(context.device)
+    optimizer, scheduler = build_optimizer(model, config)
+    checkpoint_path = output_dir / "checkpoint.pth"
+    state = _resume(checkpoint_path, config, loaded, model, optimizer, scheduler) or {
+        "epoch": 0, "best": {"top1": 0.0, "top5": 0.0}, "last": {"top1": 0.0, "top5": 0.0},
+        "curves": {"top1": [], "loss": []}}
+    wrapped = DistributedDataParallel(model) if context.is_distributed else model
+    sampler = DistributedSampler(train_set, shuffle=True, seed=config.seed) if context.is_distributed else None
+    local_batch = max(1, config.batch_size // context.world_size)
+    workers = 0 if config.mode == "features" else config.num_workers
+    train_loader = DataLoader(train_set, batch_size=local_batch, shuffle=sampler is None, sampler=sampler,
+                              num_workers=workers, pin_memory=context.device.type == "cuda", drop_last=False)
+    val_shard = Subset(val_set, range(context.rank, len(val_set), context.world_size))
+    val_loader = DataLoader(val_shard, batch_size=local_batch, num_workers=workers)
+    amp = config.amp and context.device.type == "cuda"
+    for epoch in range(state["epoch"], config.epochs):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        wrapped.train()
+        generator = torch.Generator().manual_seed(config.seed + epoch)
+        if sampler is None:
+            train_loader = DataLoader(train_set, batch_size=local_batch, shuffle=True, generator=generator,
+                                      num_workers=workers, pin_memory=context.device.type == "cuda")
+        losses = []
+        for inputs, targets in tqdm(_batches(train_loader, context.device), total=len(train_loader),
+                                    desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False):
+            with torch.autocast(context.device.type, dtype=torch.bfloat16, enabled=amp):
+                loss = F.cross_entropy(wrapped(inputs).float(), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        scheduler.step()
+        _broadcast_buffers(model, context)
+        last = evaluate(model, val_loader, context, amp)
+        state["best"] = {key: max(state["best"][key], last[key]) for key in last}
+        state["last"] = last
+        state["curves"]["top1"].append([epoch + 1, last["top1"]])
+        state["curves"]["loss"].append([epoch + 1, sum(losses) / max(len(losses), 1)])
+        state["epoch"] = epoch + 1
+        if not math.isfinite(state["curves"]["loss"][-1][1]):
+            raise FloatingPointError(f"training loss is not finite at epoch {epoch + 1}")
+        if context.is_main:
+            save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "scheduler": scheduler.state_dict(), "state": state,
+                             "protocol": protocol_fingerprint(config, loaded)}, checkpoint_path)
+    return {"best": state["best"], "last": state["last"], "curves": state["curves"], "num_classes": num_classes}

@@ -21,16 +21,10 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import datasets as tv_datasets
 
-VOC_CLASSES: tuple[str, ...] = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
-    "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
-)
+from transfer.catalog import VOC_CLASSES, DatasetError
+
 # VOC/VISSL label semantics for multi-label targets.
 PRESENT, ABSENT, DIFFICULT_ONLY = 1, 0, -1
-
-
-class DatasetError(FileNotFoundError):
-    """A data set root, split file or image is missing or unreadable."""
 
 
 class ImageListDataset(Dataset):

@@ -20,7 +20,9 @@ from core.backbone import LoadedBackbone
 from transfer.classification.features import FeatureConfig
 from transfer.classification.linear import (LinearConfig, PooledBatchNormLinear, TrunkClassifier, build_head, build_optimizer,
                              topk_correct, train_linear)
-from transfer.classification.tasks import LinearTaskConfig, load_task_config
+from transfer.classification.task_setup import load_task_config
+from transfer.classification.tasks.linear import LinearTaskConfig
+from transfer.registry import TaskRun, get_task
 
 REPO = Path(__file__).resolve().parents[3]
 CPU = DistributedContext(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
@@ -28,7 +30,8 @@ CPU = DistributedContext(rank=0, local_rank=0, world_size=1, device=torch.device
 
 def protocol(task: str, *overrides: str) -> LinearTaskConfig:
     """The shipped ``configs/transfer/<task>.yaml`` with ``overrides``."""
-    return load_task_config(LinearTaskConfig, task, None, list(overrides), {})
+    run = TaskRun(weights=None, data_root=REPO, output_dir=REPO, overrides=tuple(overrides))
+    return load_task_config(LinearTaskConfig, get_task(task), run, [])
 
 
 def lr_per_epoch(optimizer, scheduler, epochs: int) -> list[list[float]]:
@@ -118,17 +121,24 @@ def test_semi_supervised_fine_tuning_groups(task, subset):
     optimizer, scheduler = build_optimizer(model, config)
     groups = group_of(optimizer)
     assert {groups[id(p)] for p in head.parameters()} == {(0.5, 0.0)}
-    assert {groups[id(p)] for p in trunk.parameters()} == {(0.005, 0.0)}  # BatchNorm included, no weight decay
+    assert {groups[id(p)] for p in trunk.parameters()} == {(0.002, 0.0)}  # BatchNorm included, no weight decay
     assert len(groups) == len(list(model.parameters()))
+
+
+def test_semi_supervised_official_readme_variant():
+    config = protocol("imagenet_semisup_1pct", "lr_backbone=0.005", "schedule=cosine")
+    trunk, head = build_backbone("resnet18"), build_head(config.head, 512, 1, 10)
+    optimizer, scheduler = build_optimizer(TrunkClassifier(trunk, head, finetune=True), config)
     rates = lr_per_epoch(optimizer, scheduler, 20)
     for epoch, (head_lr, trunk_lr) in enumerate((row[0], row[-1]) for row in rates):
         factor = (1 + math.cos(math.pi * epoch / 20)) / 2
         assert (head_lr, trunk_lr) == (pytest.approx(0.5 * factor), pytest.approx(0.005 * factor))
 
 
-def test_semi_supervised_paper_variant():
-    config = protocol("imagenet_semisup_1pct", "lr_backbone=0.002", "schedule=multistep", "milestones=[12,16]",
-                      "gamma=0.2")
+@pytest.mark.parametrize("task", ["imagenet_semisup_1pct", "imagenet_semisup_10pct"])
+def test_semi_supervised_default_is_the_paper_schedule(task):
+    """Paper App. B.2: 0.002 (trunk) / 0.5 (head), multiplied by 0.2 after epochs 12 and 16."""
+    config = protocol(task)
     model = TrunkClassifier(build_backbone("resnet18"), build_head(config.head, 512, 1, 10), finetune=True)
     optimizer, scheduler = build_optimizer(model, config)
     rates = lr_per_epoch(optimizer, scheduler, 20)
@@ -310,7 +320,7 @@ def test_two_process_torchrun_training_evaluates_the_whole_val_split(folder, tmp
     torch.manual_seed(0)
     torch.save(build_backbone("resnet18").state_dict(), tmp_path / "resnet18.pth")
     overrides = ["dataset=imagefolder", "mode=features", "epochs=2", "batch_size=4", "lr=0.5", "num_workers=0",
-                 "features.image_size=32", "features.batch_size=2", "features.num_workers=0", "features.dtype=float32"]
+                 "features.layer=res5", "features.image_size=32", "features.batch_size=2", "features.num_workers=0", "features.dtype=float32"]
     environment = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     completed = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",

@@ -7,13 +7,23 @@ import pytest
 import torch
 
 from core.backbone import build_backbone
-from transfer.classification.__main__ import main as classify_main
 from core.results import read_result
-from transfer.classification.tasks import CLASSIFICATION_TASKS
+from transfer.classification.__main__ import classification_tasks
+from transfer.classification.__main__ import main as classify_main
+from transfer.registry import TaskRun, get_task, run_task
 
 REPO = Path(__file__).resolve().parents[3]
-FEATURES = ["features.image_size=64", "features.batch_size=8", "features.num_workers=0", "features.chunk_batches=1"]
-LINEAR = ["epochs=1", "image_size=64", "batch_size=8", "num_workers=0"]
+# 64 px images: global-average-pooled res5 (the protocol's 8192-d res5_vissl8k needs 224 px).
+FEATURES = ["features.layer=res5", "features.image_size=64", "features.batch_size=8", "features.num_workers=0",
+            "features.chunk_batches=1"]
+LINEAR = ["epochs=1", "image_size=64", "batch_size=8", "num_workers=0", "features.layer=res5"]
+
+
+def run(task, weights, data_root, output_dir, overrides=(), **options):
+    """One run of a registered task on a resnet18 (``weights`` None: the random-init trunk)."""
+    return run_task(get_task(task), TaskRun(weights=weights and str(weights), data_root=Path(data_root),
+                                            output_dir=Path(output_dir), arch="resnet18",
+                                            overrides=tuple(overrides), **options))
 
 
 @pytest.fixture(scope="module")
@@ -44,21 +54,21 @@ TASKS = {
 }
 
 
-def test_registry_covers_the_contract():
-    assert set(CLASSIFICATION_TASKS) == set(TASKS)
+def test_every_classification_task_is_exercised():
+    assert set(classification_tasks()) == set(TASKS)
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_task_end_to_end(task, demo, weights, tmp_path):
     root, overrides, metric_keys = TASKS[task]
-    returned = CLASSIFICATION_TASKS[task](str(weights), str(demo / root), str(tmp_path), arch="resnet18",
-                                          overrides=overrides)
+    returned = run(task, weights, demo / root, tmp_path, overrides)
     result = read_result(tmp_path / "results.json")
     assert result == returned
     assert result.task == task and metric_keys <= set(result.metrics)
     assert all(math.isfinite(value) and 0 <= value <= 100 for key, value in result.metrics.items()
                if not key.endswith("_std"))
     assert result.weights_sha256 and result.wall_time_s > 0 and result.config["arch"] == "resnet18"
+    assert result.protocol["arch"] == "resnet18" and result.protocol["processes"] == 1 and not result.baseline
     if task == "voc07_svm":
         assert result.dataset == "voc2007" and result.split == "test"
         assert set(result.per_class["ap"]) == set(result.per_class["cost"]) and len(result.per_class["ap"]) == 5
@@ -66,27 +76,26 @@ def test_task_end_to_end(task, demo, weights, tmp_path):
 
 
 def test_linear_training_resumes_from_its_checkpoint(demo, weights, tmp_path):
-    run = CLASSIFICATION_TASKS["places205_linear"]
-    run(str(weights), str(demo / "places205"), str(tmp_path), arch="resnet18", overrides=LINEAR)
+    run("places205_linear", weights, demo / "places205", tmp_path, LINEAR)
     assert (tmp_path / "checkpoint.pth").is_file()
-    result = run(str(weights), str(demo / "places205"), str(tmp_path), arch="resnet18",
-                 overrides=[*LINEAR, "epochs=2"])
+    result = run("places205_linear", weights, demo / "places205", tmp_path, [*LINEAR, "epochs=2"])
     assert [epoch for epoch, _ in result.curves["top1"]] == [1, 2]
 
 
-def test_random_init_baseline(demo, tmp_path):
-    result = CLASSIFICATION_TASKS["knn"](None, str(demo / "imagefolder"), str(tmp_path), arch="resnet18",
-                                         random_init=True, overrides=FEATURES + ["dataset=imagefolder"])
-    assert result.weights == "random-init" and result.weights_sha256 is None
+def test_random_init_is_the_baseline(demo, tmp_path):
+    result = run("knn", None, demo / "imagefolder", tmp_path, FEATURES + ["dataset=imagefolder"])
+    assert result.weights == "random-init" and result.weights_sha256 is None and result.baseline
 
 
-def test_keyword_overrides_and_unknown_keys(demo, weights, tmp_path):
-    result = CLASSIFICATION_TASKS["knn"](str(weights), str(demo / "imagefolder"), str(tmp_path), arch="resnet18",
-                                         overrides=FEATURES, dataset="imagefolder", k=3)
-    assert result.config["k"] == 3
+def test_seed_cache_folder_and_unknown_keys(demo, weights, tmp_path):
+    result = run("places205_linear", weights, demo / "places205", tmp_path / "a", LINEAR, seed=3)
+    assert result.seed == 3
+    run("knn", weights, demo / "imagefolder", tmp_path / "k", FEATURES + ["dataset=imagefolder"],
+        cache_dir=tmp_path / "cache")
+    assert any((tmp_path / "cache").iterdir()) and not (tmp_path / "k" / "feature_cache").exists()
+    assert result.protocol["total_batch"] == 8 and result.protocol["base_lr"] == pytest.approx(0.01 * 8 / 256)
     with pytest.raises(ValueError, match="unknown config key 'epochz'"):
-        CLASSIFICATION_TASKS["places205_linear"](str(weights), str(demo / "places205"), str(tmp_path),
-                                                 arch="resnet18", overrides=["epochz=1"])
+        run("places205_linear", weights, demo / "places205", tmp_path / "b", ["epochz=1"])
 
 
 def test_cli_reports_bad_inputs(demo, weights, tmp_path, capsys):

@@ -203,7 +203,18 @@ def build_result(config: DetectionConfig, solver: SolverConfig, context: Distrib
         weights=str(weights) if use_weights else "random-init",
         weights_sha256=file_sha256(weights) if use_weights else None, engine="torchvision", layer=None,
         metrics=metrics, per_class=per_class, curves=state.curves, config=recorded, seed=config.seed,
-        wall_time_s=round(wall_time_s, 3))
+        wall_time_s=round(wall_time_s, 3), protocol=protocol_facts(config, solver, context),
+        baseline=config.baseline or not use_weights)
+
+
+def protocol_facts(config: DetectionConfig, solver: SolverConfig, context: DistributedContext) -> dict:
+    """The values this run trained with, after scaling to the number of processes (``transfer.protocol``)."""
+    detector = {"faster_rcnn": "Faster R-CNN", "mask_rcnn": "Mask R-CNN"}[config.model.meta_arch]
+    norm = {"syncbn": "SyncBN" if context.is_distributed and context.device.type == "cuda" else "BN",
+            "bn": "BN", "frozen_bn": "FrozenBN"}[config.model.norm]
+    return {"arch": config.model.arch, "engine": "torchvision", "processes": context.world_size,
+            "model": f"{detector} R{config.model.arch.removeprefix('resnet')}-FPN", "norm": norm,
+            "total_batch": solver.ims_per_batch, "iterations": solver.max_iter, "base_lr": solver.base_lr}
 
 
 def train_and_evaluate(config: DetectionConfig, resume: bool = True, eval_only: bool = False) -> TaskResult | None:

@@ -16,7 +16,9 @@ from core.config import config_to_dict
 from transfer.detection.__main__ import main as detection_main
 from transfer.detection.torchvision.config import load_detection_config
 from transfer.detection.torchvision.evaluate import evaluate_coco, evaluate_voc
-from transfer.detection.torchvision.tasks import detectron2_available, run_detection
+from transfer.detection.engines import detectron2_available
+from transfer.detection.torchvision.tasks import run_detection
+from transfer.registry import EngineUnavailableError, TaskRun, get_task, run_task
 from transfer.detection.torchvision.train import load_datasets, train_and_evaluate
 from core.results import read_result
 
@@ -128,8 +130,9 @@ def test_cli_errors(demo_root, weights, tmp_path, capsys):
 def test_detectron2_engine_without_detectron2(capsys):
     assert detection_main(["--engine", "detectron2", "--config-file", "x.yaml"]) == 2
     assert "--engine torchvision" in capsys.readouterr().err
-    with pytest.raises(RuntimeError, match="engine='torchvision'"):
-        run_detection("voc0712_detection", None, "data", "out", engine="detectron2")
+    run = TaskRun(weights=None, data_root=Path("data"), output_dir=Path("out"))
+    with pytest.raises(EngineUnavailableError, match="--engine torchvision"):
+        run_task(get_task("voc0712_detection"), run, "detectron2")
 
 
 def test_two_process_ddp_run_with_torchrun(demo_root, weights, tmp_path):

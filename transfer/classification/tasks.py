@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from core.config import config_to_dict, load_config, resolve_config_file, shipped_config_dir
+from core.config import config_to_dict, load_config, require_value, resolve_config_file, shipped_config_dir
 from core.distributed import DistributedContext, init_distributed
 from core.backbone import LoadedBackbone, load_backbone
 from transfer.classification.datasets import build_dataset
@@ -27,6 +27,7 @@ from transfer.classification.features import FeatureConfig, cached_features
 from core.knn import knn_top1
 from transfer.classification.linear import LinearConfig, train_linear
 from transfer.classification.lowshot import LOWSHOT_K_VALUES, run_lowshot_svm
+from transfer.classification.skipped_images import SkippedImages
 from core.results import TaskResult, write_result
 from transfer.classification.svm import VOC07_COSTS, train_and_test_svm
 
@@ -46,6 +47,11 @@ class SVMTaskConfig:
     n_jobs: int = -1  # -1: all cores
     features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
 
+    def __post_init__(self) -> None:
+        require_value(bool(self.costs) and min(self.costs) > 0, "costs", self.costs, "a non-empty list of values > 0")
+        require_value(self.folds >= 2, "folds", self.folds, ">= 2")
+        require_value(self.n_jobs == -1 or self.n_jobs >= 1, "n_jobs", self.n_jobs, "-1 (all cores) or >= 1")
+
 
 @dataclasses.dataclass
 class LowShotTaskConfig(SVMTaskConfig):
@@ -54,6 +60,13 @@ class LowShotTaskConfig(SVMTaskConfig):
     k_values: list[int] = dataclasses.field(default_factory=lambda: list(LOWSHOT_K_VALUES))
     num_draws: int = 5
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_value(bool(self.k_values) and min(self.k_values) >= 1, "k_values", self.k_values,
+                      "a non-empty list of values >= 1")
+        require_value(self.num_draws >= 1, "num_draws", self.num_draws, ">= 1")
+        require_value(self.seed >= 0, "seed", self.seed, ">= 0")
 
 
 @dataclasses.dataclass
@@ -66,6 +79,10 @@ class KnnTaskConfig:
     k: int = 20
     temperature: float = 0.07
     features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
+
+    def __post_init__(self) -> None:
+        require_value(self.k >= 1, "k", self.k, ">= 1")
+        require_value(self.temperature > 0, "temperature", self.temperature, "> 0")
 
 
 @dataclasses.dataclass
@@ -118,17 +135,19 @@ class _Run:
         self.config = load_task_config(cls, task, config_path, overrides, keyword_overrides)
         self.context = current_context()
         self.loaded = load_backbone(weights, arch, random_init)
+        self.skipped = SkippedImages()
 
     def features(self, data_root: str, split: str) -> tuple[np.ndarray, np.ndarray]:
         config = self.config.features
         cache_root = config.cache_dir or str(self.output_dir / "feature_cache")
         cached = cached_features(self.loaded, self.arch, self.config.dataset, data_root, split, config, cache_root,
                                  self.context.device, self.context.rank, self.context.world_size,
-                                 progress=self.context.is_main)
+                                 progress=self.context.is_main, skipped=self.skipped)
         return cached.valid_rows()
 
     def config_dict(self, **extra: Any) -> dict[str, Any]:
-        return {**config_to_dict(self.config), "arch": self.arch, "weights_format": self.loaded.source_format, **extra}
+        return {**config_to_dict(self.config), "arch": self.arch, "weights_format": self.loaded.source_format,
+                **self.skipped.result_fields(), **extra}
 
     def write(self, split: str, metrics: dict[str, float], config: dict[str, Any], **fields: Any) -> TaskResult:
         return _write(self.task, self.config.dataset, split, self.loaded, metrics, config, self.output_dir,
@@ -220,7 +239,7 @@ def _linear_task(task: str) -> Callable[..., TaskResult]:
         if config.train_subset and not Path(config.train_subset).is_absolute():
             config.train_subset = str(Path(data_root) / config.train_subset)
         outcome = train_linear(config, run.loaded, arch, config.dataset, data_root, run.output_dir, run.context,
-                               progress=run.context.is_main)
+                               progress=run.context.is_main, skipped=run.skipped)
         metrics = {key: float(value) for key, value in outcome[config.report].items()}
         return run.write(config.val_split, metrics, run.config_dict(last_epoch=outcome["last"], best=outcome["best"]),
                          layer=config.features.layer, curves=outcome["curves"], seed=config.seed)

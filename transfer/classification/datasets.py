@@ -87,8 +87,8 @@ class ImageListDataset(Dataset):
         return image, self.targets[index], ok
 
 
-class IndexedItems(Dataset):
-    """``(*dataset[index], index)``: lets the main process name the files behind items flagged unreadable."""
+class ItemsWithPath(Dataset):
+    """``(*dataset[index], image path)``: lets the main process name the files behind items flagged unreadable."""
 
     def __init__(self, dataset: ImageListDataset) -> None:
         self.dataset = dataset
@@ -97,7 +97,7 @@ class IndexedItems(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> tuple:
-        return (*self.dataset[index], index)
+        return (*self.dataset[index], self.dataset.paths[index])
 
 
 def require_path(path: Path, what: str) -> Path:

@@ -43,7 +43,7 @@ from core.config import config_to_dict, require_value
 from core.distributed import DistributedContext, gather_to_all, sum_over_processes
 from core.backbone import LoadedBackbone, freeze
 from core.sampling import EpochBatchSampler, SeededSamples
-from transfer.classification.datasets import IndexedItems, build_dataset, subset_by_file_names
+from transfer.classification.datasets import ItemsWithPath, build_dataset, subset_by_file_names
 from transfer.classification.features import (IMAGENET_MEAN, IMAGENET_STD, TEST_TRANSFORMS, FeatureConfig,
                                               cached_features, evaluation_transform, layer_channels, layer_spec,
                                               pooled_positions, trunk_feature_maps)
@@ -193,24 +193,15 @@ def topk_correct(logits: Tensor, targets: Tensor, ks: tuple[int, ...] = (1, 5)) 
 
 
 def _batches(loader: DataLoader, device: torch.device, skipped: SkippedImages):
-    """(inputs, targets) on ``device``; images flagged unreadable (``IndexedItems``) are dropped into ``skipped``."""
+    """(inputs, targets) on ``device``; images flagged unreadable (``ItemsWithPath``) are dropped into ``skipped``."""
     for batch in loader:
         inputs, targets = batch[0], torch.as_tensor(batch[1]).long()
         if len(batch) == 4:
-            ok, indices = batch[2], batch[3]
-            if not ok.all():
-                paths = _image_paths(loader.dataset)
-                skipped.add(paths[index] for index in indices[~ok].tolist())
+            ok, paths = batch[2], batch[3]
+            skipped.add(path for path, readable in zip(paths, ok.tolist()) if not readable)
             inputs, targets = inputs[ok], targets[ok]
         if len(targets):
             yield inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-
-
-def _image_paths(dataset) -> list[str]:
-    """The image paths behind ``IndexedItems``, possibly wrapped in ``SeededSamples`` or ``Subset``."""
-    while not hasattr(dataset, "paths"):
-        dataset = dataset.dataset
-    return dataset.paths
 
 
 @torch.no_grad()
@@ -246,7 +237,7 @@ def _data(config: LinearConfig, loaded: LoadedBackbone, arch: str, dataset: str,
         train_set = subset_by_file_names(train_set, config.train_subset)
     val_set = build_dataset(dataset, data_root, config.val_split,
                             evaluation_transform(config.test_transform, config.image_size), skip)
-    return (IndexedItems(train_set), IndexedItems(val_set), len(train_set.classes),
+    return (ItemsWithPath(train_set), ItemsWithPath(val_set), len(train_set.classes),
             pooled_positions(config.features.layer, config.image_size))
 
 

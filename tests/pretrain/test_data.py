@@ -1,4 +1,6 @@
-"""Training data: layout detection, clear errors, per-sample deterministic augmentation (sharding: tests/core/test_sampling.py)."""
+"""Training data: layout detection, clear errors, per-sample deterministic augmentation.
+
+The epoch sampler and the seeding helpers are tested in tests/core/test_sampling.py."""
 
 from __future__ import annotations
 

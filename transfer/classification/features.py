@@ -202,7 +202,8 @@ class FeatureConfig:
         for key, choices in (("layer", FEATURE_LAYERS), ("transform", TEST_TRANSFORMS), ("dtype", DTYPES)):
             value = getattr(self, key)
             require_value(value in choices, f"features.{key}", value, f"one of {', '.join(choices)}")
-        require_value(self.image_size >= 32, "features.image_size", self.image_size, ">= 32 (a ResNet halves it 5 times)")
+        require_value(self.image_size >= 32, "features.image_size", self.image_size,
+                      ">= 32 (a ResNet halves it 5 times)")
         for key, minimum in (("batch_size", 1), ("num_workers", 0), ("chunk_batches", 1)):
             require_value(getattr(self, key) >= minimum, f"features.{key}", getattr(self, key), f">= {minimum}")
 
@@ -264,7 +265,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         loaded = load_backbone(args.weights, args.arch, args.random_init)
         cached = cached_features(loaded, args.arch, args.dataset, args.data_root, args.split, config, args.cache_dir,
-                                 context.device, context.rank, context.world_size, progress=context.is_main)
+                                 context.device, context.rank, context.world_size, progress=context.is_main,
+                                 skipped=SkippedImages())
         if context.is_main:
             print(f"{cached.features.shape[0]} x {cached.features.shape[1]} features "
                   f"({cached.meta.get('num_skipped', 0)} skipped) in {Path(args.cache_dir).resolve()}")

@@ -296,6 +296,14 @@ def test_interrupted_training_resumes_bit_identical_to_the_uninterrupted_run(fol
         assert final_b["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.5 * 4 / 256 * 0.1)
 
 
+def test_a_last_batch_of_one_image_is_dropped(folder, tmp_path):
+    """12 training images in batches of 11: the trunk's BatchNorm (1x1 res5 maps at 32 px) cannot train on the
+    remaining single image, so that batch is left out instead of crashing the epoch."""
+    config = small_config(head="linear", lr=0.1, lr_backbone=0.01, batch_size=11, scale_lr_with_batch=False)
+    outcome = train_linear(config, backbone(), "resnet18", "imagefolder", str(folder), tmp_path, CPU, progress=False)
+    assert [epoch for epoch, _ in outcome["curves"]["loss"]] == [1] and math.isfinite(outcome["curves"]["loss"][0][1])
+
+
 def test_resume_refuses_a_changed_protocol(folder, tmp_path):
     train_linear(small_config(mode="features"), backbone(), "resnet18", "imagefolder", str(folder), tmp_path, CPU,
                  progress=False)

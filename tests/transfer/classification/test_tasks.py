@@ -148,8 +148,8 @@ def test_skipped_unreadable_images_are_warned_once_and_recorded(broken_imagefold
         assert result.config["skipped_unreadable_paths"] == [str(broken)]
     warnings = [record for record in caplog.records if str(broken) in record.getMessage()]
     assert len(warnings) == 2  # once per task, though the linear run met it in each of its 2 epochs
-    clean = CLASSIFICATION_TASKS["knn"](str(weights), str(demo / "imagefolder"), str(tmp_path / "clean"), arch="resnet18",
-                                        overrides=[*FEATURES, "dataset=imagefolder"])
+    clean = CLASSIFICATION_TASKS["knn"](str(weights), str(demo / "imagefolder"), str(tmp_path / "clean"),
+                                        arch="resnet18", overrides=[*FEATURES, "dataset=imagefolder"])
     assert clean.config["skipped_unreadable_images"] == 0 and "skipped_unreadable_paths" not in clean.config
     # The feature cache remembers the skipped image: reusing it without skip_unreadable is the same error.
     with pytest.raises(DatasetError, match=f"holds 1 unreadable image\\(s\\), e.g. {broken}"):

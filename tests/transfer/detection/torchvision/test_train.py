@@ -191,6 +191,7 @@ def test_interrupted_training_resumes_bit_identical_to_the_uninterrupted_run(dem
     torch.manual_seed(1234)  # a new process: the global generators are in another state
     resumed = train_and_evaluate(config("interrupted"))
     assert resumed.curves == reference.curves and resumed.metrics == reference.metrics
-    final = [load_checkpoint(tmp_path / output / "checkpoint.pth")["model"] for output in ("uninterrupted", "interrupted")]
+    final = [load_checkpoint(tmp_path / output / "checkpoint.pth")["model"]
+             for output in ("uninterrupted", "interrupted")]
     assert final[0].keys() == final[1].keys()
     assert all(torch.equal(final[0][key], final[1][key]) for key in final[0])

@@ -10,6 +10,20 @@ class DatasetError(FileNotFoundError, ValueError):
     """A dataset root, split file, annotation or image is missing or malformed; the message names it."""
 
 
+class UnreadableImageError(DatasetError):
+    """An image file cannot be decoded.
+
+    A DataLoader worker re-raises its exception in the main process as ``type(message)`` with the worker's
+    whole traceback as the message; this class keeps only its own (last) line, so the CLI prints one line.
+    """
+
+    def __init__(self, message: str) -> None:
+        own_line = f"{type(self).__name__}: "
+        if "\nOriginal Traceback" in message and own_line in message:
+            message = message.rsplit(own_line, 1)[1].strip()
+        super().__init__(message)
+
+
 VOC_CLASSES: tuple[str, ...] = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
     "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",

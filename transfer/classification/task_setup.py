@@ -16,6 +16,7 @@ from core.config import config_to_dict, load_config, resolve_config_file, shippe
 from core.distributed import DistributedContext, init_distributed
 from core.results import TaskResult, write_result
 from transfer.classification.features import cached_features, layer_channels, pooled_positions
+from transfer.classification.skipped_images import SkippedImages
 from transfer.registry import Engine, TaskRun, TaskSpec, register_engine
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class TaskSetup:
         self.config = load_task_config(cls, spec, run, extra)
         self.context: DistributedContext = init_distributed()
         self.loaded: LoadedBackbone = load_backbone(run.weights, run.arch, random_init=run.weights is None)
+        self.skipped = SkippedImages()
 
     def features(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Features and labels of the readable images of ``split`` (extracted once, then from the cache)."""
@@ -60,7 +62,7 @@ class TaskSetup:
         cache_root = config.cache_dir or str(self.output_dir / "feature_cache")
         cached = cached_features(self.loaded, self.run.arch, self.config.dataset, str(self.run.data_root), split,
                                  config, cache_root, self.context.device, self.context.rank,
-                                 self.context.world_size, progress=self.context.is_main)
+                                 self.context.world_size, progress=self.context.is_main, skipped=self.skipped)
         return cached.valid_rows()
 
     def feature_protocol(self, image_size: int | None = None) -> dict[str, Any]:
@@ -72,7 +74,7 @@ class TaskSetup:
 
     def config_dict(self, **extra: Any) -> dict[str, Any]:
         return {**config_to_dict(self.config), "arch": self.run.arch, "weights_format": self.loaded.source_format,
-                **extra}
+                **self.skipped.result_fields(), **extra}
 
     def write(self, split: str, metrics: dict[str, float], protocol: dict[str, Any], config: dict[str, Any],
               **fields: Any) -> TaskResult:

@@ -1,12 +1,15 @@
 """Every classification task end to end on generated demo data (tiny resnet18, 64 px), plus the CLI."""
 
+import logging
 import math
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 from core.backbone import build_backbone
+from transfer.catalog import DatasetError
 from core.results import read_result
 from transfer.classification.__main__ import classification_tasks
 from transfer.classification.__main__ import main as classify_main
@@ -116,3 +119,56 @@ def test_cli_runs_a_task(demo, weights, tmp_path, capsys):
                           str(demo / "imagefolder"), "--output", str(tmp_path), "dataset=imagefolder", *FEATURES])
     assert code == 0 and '"top1"' in capsys.readouterr().out
     assert read_result(tmp_path / "results.json").metrics["top1"] >= 0
+
+
+@pytest.fixture
+def broken_imagefolder(demo, tmp_path):
+    """A copy of the demo ImageFolder (train/val) whose first training image is not an image."""
+    root = tmp_path / "broken"
+    shutil.copytree(demo / "imagefolder", root)
+    broken = sorted((root / "train").rglob("*.jpg"))[0]
+    broken.write_bytes(b"not a jpeg")
+    return root, broken
+
+
+def test_unreadable_image_in_a_loader_worker_is_one_line_naming_the_file(broken_imagefolder, weights, tmp_path,
+                                                                          capsys):
+    root, broken = broken_imagefolder
+    code = classify_main(["knn", "--weights", str(weights), "--arch", "resnet18", "--data-root", str(root),
+                          "--output", str(tmp_path / "out"), "dataset=imagefolder", *FEATURES,
+                          "features.num_workers=2"])
+    error = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in error
+    last = error.strip().splitlines()[-1]
+    assert last.startswith("error: imagefolder/train: cannot read image ") and str(broken) in last
+    assert "features.skip_unreadable=true" in last
+
+
+def test_skipped_unreadable_images_are_warned_once_and_recorded(broken_imagefolder, demo, weights, tmp_path, caplog):
+    root, broken = broken_imagefolder
+    with caplog.at_level(logging.WARNING):
+        knn = run("knn", weights, root, tmp_path / "knn",
+                  [*FEATURES, "dataset=imagefolder", "features.skip_unreadable=true"])
+        linear = run("places205_linear", weights, root, tmp_path / "linear",
+                     [*LINEAR, "epochs=2", "dataset=imagefolder", "features.skip_unreadable=true"])
+    for result in (knn, linear):
+        assert result.config["skipped_unreadable_images"] == 1
+        assert result.config["skipped_unreadable_paths"] == [str(broken)]
+    warnings = [record for record in caplog.records if str(broken) in record.getMessage()]
+    assert len(warnings) == 2  # once per task, though the linear run met it in each of its 2 epochs
+    clean = run("knn", weights, demo / "imagefolder", tmp_path / "clean", [*FEATURES, "dataset=imagefolder"])
+    assert clean.config["skipped_unreadable_images"] == 0 and "skipped_unreadable_paths" not in clean.config
+    # The feature cache remembers the skipped image: reusing it without skip_unreadable is the same error.
+    with pytest.raises(DatasetError, match=f"holds 1 unreadable image\\(s\\), e.g. {broken}"):
+        run("knn", weights, root, tmp_path / "knn", [*FEATURES, "dataset=imagefolder"])
+
+
+def test_batch_larger_than_the_training_set(demo, weights, tmp_path, caplog):
+    with pytest.raises(ValueError, match=r"batch_size 64 exceeds the 20 training images \(train\), but the LR is "
+                                         r"scaled by batch_size/256"):
+        run("places205_linear", weights, demo / "places205", tmp_path / "a", [*LINEAR, "batch_size=64"])
+    assert not (tmp_path / "a" / "checkpoint.pth").exists()
+    # Unscaled LR (the semi-supervised protocols): full-batch steps on a small subset are allowed, with a warning.
+    with caplog.at_level(logging.WARNING):
+        result = run("imagenet_semisup_1pct", weights, demo / "imagenet", tmp_path / "b", [*LINEAR, "batch_size=64"])
+    assert "batch_size 64 exceeds the 5 training images" in caplog.text and len(result.curves["loss"]) == 1

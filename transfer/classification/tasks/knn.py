@@ -6,6 +6,7 @@ import dataclasses
 
 import torch
 
+from core.config import require_value
 from core.knn import knn_top1
 from core.results import TaskResult
 from transfer.catalog import IMAGENET
@@ -25,6 +26,10 @@ class KnnTaskConfig:
     k: int = 20
     temperature: float = 0.07
     features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
+
+    def __post_init__(self) -> None:
+        require_value(self.k >= 1, "k", self.k, ">= 1")
+        require_value(self.temperature > 0, "temperature", self.temperature, "> 0")
 
 
 def run_knn(spec: TaskSpec, run: TaskRun) -> TaskResult:

@@ -54,7 +54,7 @@ def run_linear(spec: TaskSpec, run: TaskRun) -> TaskResult:
     if config.train_subset and not Path(config.train_subset).is_absolute():
         config.train_subset = str(Path(run.data_root) / config.train_subset)
     outcome = train_linear(config, setup.loaded, run.arch, config.dataset, str(run.data_root), setup.output_dir,
-                           setup.context, progress=setup.context.is_main)
+                           setup.context, progress=setup.context.is_main, skipped=setup.skipped)
     metrics = {key: float(value) for key, value in outcome[config.report].items()}
     return setup.write(config.val_split, metrics, linear_protocol(setup),
                        setup.config_dict(last_epoch=outcome["last"], best=outcome["best"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from core.config import require_value
 from core.results import TaskResult
 from transfer.catalog import VOC2007
 from transfer.classification.lowshot import LOWSHOT_K_VALUES, run_lowshot_svm
@@ -20,6 +21,13 @@ class LowShotTaskConfig(SVMTaskConfig):
     k_values: list[int] = dataclasses.field(default_factory=lambda: list(LOWSHOT_K_VALUES))
     num_draws: int = 5
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_value(bool(self.k_values) and min(self.k_values) >= 1, "k_values", self.k_values,
+                      "a non-empty list of values >= 1")
+        require_value(self.num_draws >= 1, "num_draws", self.num_draws, ">= 1")
+        require_value(self.seed >= 0, "seed", self.seed, ">= 0")
 
 
 def run_voc07_lowshot_svm(spec: TaskSpec, run: TaskRun) -> TaskResult:

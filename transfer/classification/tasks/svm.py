@@ -7,6 +7,7 @@ import logging
 
 import numpy as np
 
+from core.config import require_value
 from core.results import TaskResult
 from transfer.catalog import COCO2014, VOC2007
 from transfer.classification.datasets import build_dataset
@@ -34,6 +35,11 @@ class SVMTaskConfig:
     folds: int = 3
     n_jobs: int = -1  # -1: all cores
     features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
+
+    def __post_init__(self) -> None:
+        require_value(bool(self.costs) and min(self.costs) > 0, "costs", self.costs, "a non-empty list of values > 0")
+        require_value(self.folds >= 2, "folds", self.folds, ">= 2")
+        require_value(self.n_jobs == -1 or self.n_jobs >= 1, "n_jobs", self.n_jobs, "-1 (all cores) or >= 1")
 
 
 def classes_with_positives(train_labels: np.ndarray, test_labels: np.ndarray, minimum: int) -> np.ndarray:

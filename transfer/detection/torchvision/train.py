@@ -4,6 +4,12 @@ One run writes into ``output_dir``: ``config.yaml`` (resolved), ``checkpoint.pth
 ``solver.checkpoint_period`` iterations and at the end) and ``results.json`` (``core.results``
 schema, engine ``torchvision``). Running the same command again resumes from ``checkpoint.pth``; a
 finished run returns its results without training again.
+
+Reproducible across interruption: the batch of iteration ``i`` and its images' flips are a function of
+(seed, i, image index) (``sampler``, ``core.sampling.SeededSamples``), and the global generators, which
+the model draws from (training resolution per image, RPN and ROI-head sampling), are seeded from (seed,
+i, rank) at each iteration; so a run resumed from a checkpoint ends bit-identical (on CPU) to an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from tqdm import tqdm
 
 from core.checkpoint import CheckpointError, file_sha256, load_backbone_state_dict, load_checkpoint, save_checkpoint
 from core.config import ConfigError, config_to_dict, save_config
+from core.sampling import SeededSamples, sample_seed
 from transfer.detection.torchvision.config import DetectionConfig, SolverConfig, scale_to_world_size
 from transfer.detection.torchvision.datasets import DatasetError, DetectionDataset, build_dataset
 from core.distributed import DistributedContext, barrier, init_distributed
@@ -129,11 +136,11 @@ def train_iterations(config: DetectionConfig, solver: SolverConfig, eval_period:
     """Runs iterations ``state.iteration .. solver.max_iter - 1``, checkpointing and evaluating on schedule."""
     use_amp = solver.amp and context.device.type == "cuda"
     sampler = GroupedInfiniteBatchSampler(
-        len(train_set), solver.ims_per_batch // context.world_size, seed=config.seed + state.iteration,
-        rank=context.rank, world_size=context.world_size,
+        len(train_set), solver.ims_per_batch // context.world_size, seed=config.seed, rank=context.rank,
+        world_size=context.world_size, start_batch=state.iteration,
         group_of=train_set.aspect_ratio_is_wide if config.data.aspect_ratio_grouping else None)
-    loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, num_workers=config.data.num_workers,
-                                         collate_fn=_as_lists)
+    loader = torch.utils.data.DataLoader(SeededSamples(train_set, config.seed), batch_sampler=sampler,
+                                         num_workers=config.data.num_workers, collate_fn=_as_lists)
     batches = iter(loader)
     model.train()
     progress = tqdm(range(state.iteration, solver.max_iter), initial=state.iteration, total=solver.max_iter,
@@ -144,6 +151,7 @@ def train_iterations(config: DetectionConfig, solver: SolverConfig, eval_period:
         images = [image.to(context.device, non_blocking=True) for image in images]
         targets = [{key: value.to(context.device, non_blocking=True) for key, value in target.items()} for target in targets]
         lr = set_learning_rate(optimizer, iteration, solver)
+        torch.manual_seed(sample_seed(config.seed, iteration, context.rank))
         with torch.autocast(context.device.type, enabled=use_amp):
             loss_dict = model(images, targets)
         loss = sum(loss_dict.values())

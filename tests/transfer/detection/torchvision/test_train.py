@@ -168,3 +168,33 @@ def test_engine_dispatch_passes_the_other_arguments(monkeypatch):
     monkeypatch.setitem(entry.ENGINES, "torchvision", lambda argv: torchvision_calls.append(argv) or 0)
     monkeypatch.setattr(entry, "detectron2_available", lambda: False)
     assert entry.main(["--task", "voc0712_detection"]) == 0 and torchvision_calls == [["--task", "voc0712_detection"]]
+
+
+def test_interrupted_training_resumes_bit_identical_to_the_uninterrupted_run(demo_root, weights, tmp_path,
+                                                                            monkeypatch):
+    """Stopped right after the checkpoint of iteration 2 (of 4), then run again: the batches, flips, resolutions
+    and RPN/ROI samples of iterations 3-4 are those of an uninterrupted run, so the weights end bit-identical."""
+    import transfer.detection.torchvision.train as train
+
+    def config(output):
+        return voc_config(demo_root, weights, tmp_path / output, "solver.max_iter=4", "solver.checkpoint_period=2")
+
+    reference = train_and_evaluate(config("uninterrupted"))
+    save = train.save_checkpoint
+
+    def save_then_die(*args, **kwargs):
+        save(*args, **kwargs)
+        raise KeyboardInterrupt("simulated kill after the checkpoint of iteration 2")
+
+    monkeypatch.setattr(train, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(config("interrupted"))
+    assert load_checkpoint(tmp_path / "interrupted" / "checkpoint.pth")["iteration"] == 2
+    monkeypatch.setattr(train, "save_checkpoint", save)
+    torch.manual_seed(1234)  # a new process: the global generators are in another state
+    resumed = train_and_evaluate(config("interrupted"))
+    assert resumed.curves == reference.curves and resumed.metrics == reference.metrics
+    final = [load_checkpoint(tmp_path / output / "checkpoint.pth")["model"]
+             for output in ("uninterrupted", "interrupted")]
+    assert final[0].keys() == final[1].keys()
+    assert all(torch.equal(final[0][key], final[1][key]) for key in final[0])

@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.config import config_to_dict, require_value
+from core.resume import check_resume
 from core.distributed import DistributedContext, gather_to_all, sum_over_processes
 from core.backbone import LoadedBackbone, freeze
 from core.sampling import EpochBatchSampler, SeededSamples
@@ -277,12 +278,7 @@ def _resume(path: Path, config: LinearConfig, loaded: LoadedBackbone, model: nn.
     if not path.is_file():
         return None
     saved = load_checkpoint(path)
-    expected, found = protocol_fingerprint(config, loaded), saved.get("protocol", {})
-    changed = sorted(key for key in expected.keys() | found.keys() if expected.get(key) != found.get(key))
-    if changed:
-        details = ", ".join(f"{key}: {found.get(key)!r} -> {expected.get(key)!r}" for key in changed)
-        raise ValueError(f"{path} was trained with other settings ({details}); resume with the same settings "
-                         f"or use another output folder")
+    check_resume(saved.get("protocol", {}), protocol_fingerprint(config, loaded), source=str(path))
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])

@@ -317,7 +317,7 @@ def test_a_last_batch_of_one_image_is_dropped(folder, tmp_path):
 def test_resume_refuses_a_changed_protocol(folder, tmp_path):
     train_linear(small_config(mode="features"), backbone(), "resnet18", "imagefolder", str(folder), tmp_path, CPU,
                  progress=False)
-    with pytest.raises(ValueError, match=r"checkpoint\.pth was trained with other settings \(lr: 0\.01 -> 0\.02"):
+    with pytest.raises(ValueError, match=r"checkpoint\.pth was made with other settings \(lr: 0\.01 -> 0\.02"):
         train_linear(small_config(mode="features", lr=0.02), backbone(), "resnet18", "imagefolder", str(folder),
                      tmp_path, CPU, progress=False)
 

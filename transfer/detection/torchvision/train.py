@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from core.checkpoint import CheckpointError, file_sha256, load_backbone_state_dict, load_checkpoint, save_checkpoint
 from core.config import ConfigError, config_to_dict, save_config
+from core.resume import check_resume
 from core.sampling import SeededSamples, sample_seed
 from transfer.detection.torchvision.config import DetectionConfig, SolverConfig, scale_to_world_size
 from transfer.detection.torchvision.datasets import DatasetError, DetectionDataset, build_dataset
@@ -83,16 +84,6 @@ RESUME_FREE_KEYS = frozenset({"output_dir", "log_period", "eval_period", "device
                               "solver.max_iter"})
 
 
-def _flatten(values: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
             config: DetectionConfig) -> TrainingState:
     """Loads a training checkpoint into the model, optimizer and scaler, if it was made with the same settings
@@ -100,13 +91,7 @@ def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scal
     checkpoint = load_checkpoint(path)
     if checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a checkpoint of the torchvision detection engine")
-    expected, found = _flatten(config_to_dict(config)), _flatten(checkpoint.get("config", {}))
-    changed = sorted(key for key in expected.keys() | found.keys()
-                     if key not in RESUME_FREE_KEYS and expected.get(key) != found.get(key))
-    if changed:
-        details = ", ".join(f"{key}: {found.get(key)!r} -> {expected.get(key)!r}" for key in changed)
-        raise CheckpointError(f"{path} was trained with other settings ({details}); use the same settings or "
-                              "another output_dir")
+    check_resume(checkpoint.get("config", {}), config_to_dict(config), RESUME_FREE_KEYS, source=str(path))
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     scaler.load_state_dict(checkpoint["scaler"])

@@ -11,6 +11,8 @@ import pytest
 import torch
 import torchvision
 
+from core.resume import ResumeError
+
 from core.checkpoint import CheckpointError, load_checkpoint
 from core.config import config_to_dict
 from transfer.detection.__main__ import main as detection_main
@@ -68,7 +70,7 @@ def test_voc_training_writes_results_and_resumes(demo_root, weights, tmp_path):
     # A finished run returns its results without training again.
     assert train_and_evaluate(voc_config(demo_root, weights, tmp_path, "solver.max_iter=3")) == resumed
     # Another seed (or other weights, data, solver) in the same folder is refused rather than resumed.
-    with pytest.raises(CheckpointError, match=r"trained with other settings \(seed: 0 -> 5\)"):
+    with pytest.raises(ResumeError, match=r"made with other settings \(seed: 0 -> 5\)"):
         train_and_evaluate(voc_config(demo_root, weights, tmp_path, "solver.max_iter=3", "seed=5"))
 
 

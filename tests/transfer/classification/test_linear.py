@@ -362,7 +362,7 @@ def test_semi_supervised_run_killed_mid_epoch_resumes_bit_identical(small_demo_d
     """SIGKILL in epoch 2 of ``imagenet_semisup_1pct`` (trunk fine-tuned on augmented images), then the same
     command again: the final weights and metrics equal an uninterrupted run's."""
     from core.results import read_result
-    from transfer.classification.tasks import CLASSIFICATION_TASKS
+    from transfer.registry import TaskRun, get_task, run_task
 
     weights = tmp_path / "resnet18.pth"
     torch.manual_seed(0)
@@ -384,9 +384,9 @@ def test_semi_supervised_run_killed_mid_epoch_resumes_bit_identical(small_demo_d
     assert not (tmp_path / "killed" / "results.json").exists()
 
     def run(output: str):
-        return CLASSIFICATION_TASKS["imagenet_semisup_1pct"](str(weights), str(small_demo_data / "imagenet"),
-                                                             str(tmp_path / output), arch="resnet18",
-                                                             overrides=overrides)
+        return run_task(get_task("imagenet_semisup_1pct"),
+                        TaskRun(weights=str(weights), data_root=small_demo_data / "imagenet",
+                                output_dir=tmp_path / output, arch="resnet18", overrides=tuple(overrides)))
 
     resumed, reference = run("killed"), run("uninterrupted")
     assert resumed.metrics == reference.metrics and resumed.curves == reference.curves

@@ -1,13 +1,14 @@
 """Pretrained (or random) ResNet trunks for transfer evaluation.
 
 Weights come from any file ``core.checkpoint.load_backbone_state_dict`` recognises (this project's
-export or pretraining checkpoint, the official ``resnet50.pth`` / ``checkpoint.pth``, a torchvision
-state dict); every tensor is checked, so a missing or misshaped tensor is an error, never a silent
+export or pretraining checkpoint, the public SSL releases of docs/checkpoints.md, torchvision/timm
+weights; ``.pth``, ``.safetensors`` or ``.pkl``); every tensor is checked, so a missing or misshaped tensor is an error, never a silent
 random init. ``random_init=True`` gives the seeded torchvision initialisation as a baseline row.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -54,6 +55,33 @@ def backbone_width(arch: str = "resnet50") -> int:
 
 
 @dataclass(frozen=True)
+class WeightsFile(os.PathLike):
+    """A weights path plus the choices some files need: which of its networks (``source``) and which format.
+
+    It is path-like, so it travels wherever a weights path does (task functions, the suite) and
+    ``load_backbone`` reads the choices from it.
+    """
+
+    path: str
+    source: str | None = None  # e.g. "key" (MoCo), "momentum" (MoCo v3), "student" (DINO); None: the evaluated one
+    format: str | None = None  # a ``CHECKPOINT_FORMATS`` name, for a file two formats match
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def __str__(self) -> str:
+        return self.path
+
+
+def weights_file(path: str | Path | None, source: str | None = None,
+                 format_name: str | None = None) -> str | WeightsFile | None:
+    """``path`` as given, or a ``WeightsFile`` carrying ``source`` / ``format_name`` when either is set."""
+    if path is None or (source is None and format_name is None):
+        return path
+    return WeightsFile(str(path), source, format_name)
+
+
+@dataclass(frozen=True)
 class LoadedBackbone:
     """A trunk with ``fc = Identity`` and where its weights came from."""
 
@@ -61,11 +89,18 @@ class LoadedBackbone:
     weights: str  # the weights file, or "random-init"
     weights_sha256: str | None
     source_format: str  # detected checkpoint format, or "random-init"
+    source: str | None = None  # the network chosen with ``--source``; None: the one the file's authors evaluate
 
 
-def load_backbone(weights: str | Path | None, arch: str = "resnet50", random_init: bool = False,
-                  seed: int = 0) -> LoadedBackbone:
-    """Builds ``arch`` and loads ``weights`` strictly; ``random_init`` (and no weights) for the baseline."""
+def load_backbone(weights: str | Path | WeightsFile | None, arch: str = "resnet50", random_init: bool = False,
+                  seed: int = 0, source: str | None = None, format_name: str | None = None) -> LoadedBackbone:
+    """Builds ``arch`` and loads ``weights`` strictly; ``random_init`` (and no weights) for the baseline.
+
+    ``source`` / ``format_name`` (or those of a ``WeightsFile``) pick another network of a file holding
+    two, and settle a layout two formats match (see ``core.checkpoint.load_backbone_state_dict``).
+    """
+    if isinstance(weights, WeightsFile):
+        source, format_name = source or weights.source, format_name or weights.format
     if random_init:
         if weights:
             raise ValueError(f"give either weights ({weights}) or random_init, not both")
@@ -75,13 +110,13 @@ def load_backbone(weights: str | Path | None, arch: str = "resnet50", random_ini
         return LoadedBackbone(model, RANDOM_INIT_LABEL, None, RANDOM_INIT_LABEL)
     if not weights:
         raise ValueError("weights are required (a .pth file); pass random_init=True for the random baseline")
-    state, source_format = load_backbone_state_dict(weights, arch=arch)
+    state, source_format = load_backbone_state_dict(weights, arch=arch, source=source, format_name=format_name)
     model = build_backbone(arch)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [key for key in missing if not key.endswith("num_batches_tracked")]
     if missing or unexpected:  # verify_backbone already checked; this guards the fc=Identity assumption
         raise ValueError(f"{weights}: weights do not fit {arch}: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    return LoadedBackbone(model, str(weights), file_sha256(weights), source_format)
+    return LoadedBackbone(model, str(weights), file_sha256(weights), source_format, source)
 
 
 def freeze(model: nn.Module) -> nn.Module:

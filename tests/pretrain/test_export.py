@@ -64,7 +64,7 @@ def test_export_tool_from_an_official_style_checkpoint(trained_like_model, tmp_p
     torch.save(official, tmp_path / "checkpoint.pth")
     tool = load_tool("export_backbone")
     assert tool.main([str(tmp_path / "checkpoint.pth"), str(tmp_path / "out" / "r18.pth"), "--arch", "resnet18"]) == 0
-    assert "official-checkpoint" in capsys.readouterr().out
+    assert "ddp-backbone" in capsys.readouterr().out
     assert_loads_into_torchvision_without_fc(tmp_path / "out" / "r18.pth", trained_like_model)
 
 

@@ -202,6 +202,7 @@ def cached_features(loaded: LoadedBackbone, arch: str, dataset_name: str, data_r
                     world_size: int = 1, progress: bool = True) -> CachedFeatures:
     """Features of one data set split: loaded from the cache when the key matches, else extracted (or resumed)."""
     key = {"weights_sha256": loaded.weights_sha256 or loaded.weights, "arch": arch, "dataset": dataset_name,
+           **({"weights_source": loaded.source} if loaded.source else {}),
            "data_root": str(Path(data_root).resolve()), "split": split, "layer": config.layer,
            "transform": config.transform, "image_size": config.image_size, "dtype": config.dtype}
     cache = FeatureCache(cache_root, key)

@@ -8,7 +8,6 @@ random init. ``random_init=True`` gives the seeded torchvision initialisation as
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,7 +17,7 @@ from torch import nn
 from torchvision import models
 from torchvision.models import ResNet
 
-from core.checkpoint import file_sha256, load_backbone_state_dict
+from core.checkpoint import WeightsFile, file_sha256, load_backbone_state_dict, weights_file  # noqa: F401
 
 RANDOM_INIT_LABEL = "random-init"
 
@@ -55,33 +54,6 @@ def backbone_width(arch: str = "resnet50") -> int:
 
 
 @dataclass(frozen=True)
-class WeightsFile(os.PathLike):
-    """A weights path plus the choices some files need: which of its networks (``source``) and which format.
-
-    It is path-like, so it travels wherever a weights path does (task functions, the suite) and
-    ``load_backbone`` reads the choices from it.
-    """
-
-    path: str
-    source: str | None = None  # e.g. "key" (MoCo), "momentum" (MoCo v3), "student" (DINO); None: the evaluated one
-    format: str | None = None  # a ``CHECKPOINT_FORMATS`` name, for a file two formats match
-
-    def __fspath__(self) -> str:
-        return self.path
-
-    def __str__(self) -> str:
-        return self.path
-
-
-def weights_file(path: str | Path | None, source: str | None = None,
-                 format_name: str | None = None) -> str | WeightsFile | None:
-    """``path`` as given, or a ``WeightsFile`` carrying ``source`` / ``format_name`` when either is set."""
-    if path is None or (source is None and format_name is None):
-        return path
-    return WeightsFile(str(path), source, format_name)
-
-
-@dataclass(frozen=True)
 class LoadedBackbone:
     """A trunk with ``fc = Identity`` and where its weights came from."""
 
@@ -99,8 +71,6 @@ def load_backbone(weights: str | Path | WeightsFile | None, arch: str = "resnet5
     ``source`` / ``format_name`` (or those of a ``WeightsFile``) pick another network of a file holding
     two, and settle a layout two formats match (see ``core.checkpoint.load_backbone_state_dict``).
     """
-    if isinstance(weights, WeightsFile):
-        source, format_name = source or weights.source, format_name or weights.format
     if random_init:
         if weights:
             raise ValueError(f"give either weights ({weights}) or random_init, not both")
@@ -116,7 +86,8 @@ def load_backbone(weights: str | Path | WeightsFile | None, arch: str = "resnet5
     missing = [key for key in missing if not key.endswith("num_batches_tracked")]
     if missing or unexpected:  # verify_backbone already checked; this guards the fc=Identity assumption
         raise ValueError(f"{weights}: weights do not fit {arch}: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    return LoadedBackbone(model, str(weights), file_sha256(weights), source_format, source)
+    chosen_source = source or (weights.source if isinstance(weights, WeightsFile) else None)
+    return LoadedBackbone(model, str(weights), file_sha256(weights), source_format, chosen_source)
 
 
 def freeze(model: nn.Module) -> nn.Module:

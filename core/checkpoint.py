@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import os
 import pickle
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -31,6 +33,33 @@ PICKLE_SUFFIX = ".pkl"
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable, of an unknown kind, or lacks required tensors."""
+
+
+@dataclass(frozen=True)
+class WeightsFile(os.PathLike):
+    """A weights path plus the choices some files need: which of its networks (``source``) and which format.
+
+    It is path-like, so it travels wherever a weights path does (task functions, the suite) and
+    ``load_backbone`` reads the choices from it.
+    """
+
+    path: str
+    source: str | None = None  # e.g. "key" (MoCo), "momentum" (MoCo v3), "student" (DINO); None: the evaluated one
+    format: str | None = None  # a ``CHECKPOINT_FORMATS`` name, for a file two formats match
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def __str__(self) -> str:
+        return self.path
+
+
+def weights_file(path: str | Path | None, source: str | None = None,
+                 format_name: str | None = None) -> str | WeightsFile | None:
+    """``path`` as given, or a ``WeightsFile`` carrying ``source`` / ``format_name`` when either is set."""
+    if path is None or (source is None and format_name is None):
+        return path
+    return WeightsFile(str(path), source, format_name)
 
 
 def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:
@@ -195,13 +224,16 @@ def fitting_archs(state: Mapping[str, torch.Tensor]) -> list[str]:
     return fits
 
 
-def extract_from_file(path: str | Path, arch: str = "resnet50", source: str | None = None,
+def extract_from_file(path: str | Path | WeightsFile, arch: str = "resnet50", source: str | None = None,
                       format_name: str | None = None) -> Extraction:
     """Reads ``path`` and extracts its backbone (torchvision names, no ``fc``) without checking it against ``arch``.
 
     ``arch`` only sizes the unknown-layout diagnostic; ``source`` picks another network of a file that holds
     two (MoCo's ``key`` encoder, DINO's ``student``); ``format_name`` settles a layout two formats match.
+    A ``WeightsFile`` supplies both where they are not given.
     """
+    if isinstance(path, WeightsFile):
+        source, format_name, path = source or path.source, format_name or path.format, path.path
     checkpoint = load_checkpoint(path)
     expected = [key for key in expected_backbone_shapes(arch) if not key.endswith("num_batches_tracked")]
     try:
@@ -211,7 +243,7 @@ def extract_from_file(path: str | Path, arch: str = "resnet50", source: str | No
         raise CheckpointError(f"{path}: {error}") from None
 
 
-def load_backbone_state_dict(path: str | Path, arch: str = "resnet50", source: str | None = None,
+def load_backbone_state_dict(path: str | Path | WeightsFile, arch: str = "resnet50", source: str | None = None,
                              format_name: str | None = None) -> tuple[dict[str, torch.Tensor], str]:
     """Loads the torchvision-format backbone weights (no ``fc``) from any supported file.
 
@@ -220,7 +252,7 @@ def load_backbone_state_dict(path: str | Path, arch: str = "resnet50", source: s
     """
     extraction = extract_from_file(path, arch, source, format_name)
     try:
-        verify_backbone(extraction.state, arch, source=str(path))
+        verify_backbone(extraction.state, arch, source=os.fspath(path))
     except CheckpointError as error:
         fits = fitting_archs(extraction.state)
         hint = f" (its {extraction.format.name} backbone fits {' / '.join(fits)}: pass --arch {fits[0]})" if fits else ""

@@ -12,6 +12,7 @@ the public code that writes the layout.
 
 from __future__ import annotations
 
+import argparse
 import re
 from dataclasses import dataclass
 from typing import Callable, Mapping
@@ -171,3 +172,13 @@ CHECKPOINT_FORMATS: dict[str, CheckpointFormat] = {fmt.name: fmt for fmt in (
         file_key=torchvision_to_sequential,
     ),
 )}
+
+
+def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--source`` and ``--format``: the two choices a weights file may need, as every CLI spells them."""
+    sources = sorted({source for fmt in CHECKPOINT_FORMATS.values() for source in fmt.sources[1:]})
+    parser.add_argument("--source", default=None, metavar="NETWORK",
+                        help=f"network to take from a file holding two ({', '.join(sources)}); default: the one "
+                             "its authors evaluate (MoCo's query encoder, DINO's teacher, ...)")
+    parser.add_argument("--format", dest="checkpoint_format", default=None, choices=list(CHECKPOINT_FORMATS),
+                        help="checkpoint format, for a file whose layout two formats match (default: detected)")

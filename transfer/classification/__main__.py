@@ -17,7 +17,8 @@ import sys
 from typing import Sequence
 
 from core.config import ConfigError
-from core.checkpoint import CheckpointError
+from core.checkpoint import CheckpointError, weights_file
+from core.checkpoint_formats import add_checkpoint_arguments
 from transfer.classification.datasets import DatasetError
 from transfer.classification.tasks import CLASSIFICATION_TASKS
 
@@ -29,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--weights", help="backbone weights (.pth): export, pretraining checkpoint, official release")
     parser.add_argument("--random-init", action="store_true", help="evaluate a randomly initialised trunk (baseline)")
     parser.add_argument("--arch", default="resnet50")
+    add_checkpoint_arguments(parser)
     parser.add_argument("--data-root", required=True, help="the data set's own root, e.g. .../VOCdevkit/VOC2007")
     parser.add_argument("--output", required=True, help="output folder (results.json, feature cache, checkpoints)")
     parser.add_argument("--config", help="task config YAML (default: configs/transfer/<task>.yaml)")
@@ -38,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give --weights or --random-init")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        result = CLASSIFICATION_TASKS[args.task](args.weights, args.data_root, args.output, arch=args.arch,
+        weights = weights_file(args.weights, args.source, args.checkpoint_format)
+        result = CLASSIFICATION_TASKS[args.task](weights, args.data_root, args.output, arch=args.arch,
                                                  random_init=args.random_init, config_path=args.config,
                                                  overrides=args.overrides)
     except (ConfigError, CheckpointError, DatasetError, FileNotFoundError, ValueError) as error:

@@ -128,7 +128,8 @@ class _Run:
         return cached.valid_rows()
 
     def config_dict(self, **extra: Any) -> dict[str, Any]:
-        return {**config_to_dict(self.config), "arch": self.arch, "weights_format": self.loaded.source_format, **extra}
+        return {**config_to_dict(self.config), "arch": self.arch, "weights_format": self.loaded.source_format,
+                **({"weights_source": self.loaded.source} if self.loaded.source else {}), **extra}
 
     def write(self, split: str, metrics: dict[str, float], config: dict[str, Any], **fields: Any) -> TaskResult:
         return _write(self.task, self.config.dataset, split, self.loaded, metrics, config, self.output_dir,

@@ -20,6 +20,8 @@ class SuiteConfig:
     trials: int = 1  # seeds seed .. seed+trials-1 for the stochastic tasks (linear, detection)
     seed: int = 0
     arch: str = "resnet50"
+    source: str = ""  # network to take from weights files holding two (MoCo key, DINO student); empty: the evaluated one
+    checkpoint_format: str = ""  # checkpoint format for files two formats match; empty: detected
     random_init: bool = False  # add a randomly initialised backbone as a baseline column
     engine: Literal["auto", "detectron2", "torchvision"] = "auto"  # auto: detectron2 when importable
     feature_cache: str = ""  # shared feature cache; empty: OUTPUT/feature_cache

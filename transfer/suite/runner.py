@@ -27,7 +27,7 @@ from typing import Any
 from tqdm import tqdm
 
 from core.atomic import atomic_write_json
-from core.checkpoint import file_sha256, load_backbone_state_dict
+from core.checkpoint import WeightsFile, file_sha256, load_backbone_state_dict, weights_file
 from core.backbone import RANDOM_INIT_LABEL
 from transfer.report import write_report
 from core.results import ResultsError, TaskResult, read_result
@@ -50,7 +50,7 @@ class Backbone:
     """One report column: a weights file, or the random-init baseline (``weights`` None)."""
 
     label: str
-    weights: str | None
+    weights: str | WeightsFile | None  # a WeightsFile when --source or --format was given
     sha256: str | None
     stats: Path | None  # the pretraining stats.jsonl next to the weights, for the report's curves
 
@@ -91,7 +91,8 @@ def prepare_backbones(weights: Sequence[str], arch: str, labels: Sequence[str] |
         except Exception as error:  # CheckpointError names the file and the tensor
             raise SuiteError(f"weights {path} cannot be used as a {arch} backbone: {error}") from error
         stats = Path(path).parent / "stats.jsonl"
-        backbones.append(Backbone(label, str(path), file_sha256(path), stats if stats.is_file() else None))
+        backbones.append(Backbone(label, path if isinstance(path, WeightsFile) else str(path), file_sha256(path),
+                                  stats if stats.is_file() else None))
     if random_init:
         backbones.append(Backbone(RANDOM_INIT_COLUMN, None, None, None))
     return backbones
@@ -159,6 +160,7 @@ def run_suite(weights: Sequence[str], data_root: str | Path, output_dir: str | P
     data_root, output_dir = Path(data_root), Path(output_dir)
     if not data_root.is_dir():
         raise SuiteError(f"data root not found: {data_root}")
+    weights = [weights_file(path, config.source or None, config.checkpoint_format or None) for path in weights]
     backbones = prepare_backbones(weights, config.arch, labels, config.random_init)
     discovery = discover(data_root)
     tasks, skipped = runnable_tasks(config, discovery)
@@ -185,7 +187,8 @@ def run_suite(weights: Sequence[str], data_root: str | Path, output_dir: str | P
 def _request(job: _Job, config: SuiteConfig, engine: str | None) -> dict[str, Any]:
     """What a finished run must match to be reused: task, seed, arch, and the options it ran with."""
     request: dict[str, Any] = {"task": job.task.name, "seed": job.seed, "arch": config.arch, "engine": None,
-                               "overrides": config.overrides.get(job.task.name, []), "config_file": None}
+                               "overrides": config.overrides.get(job.task.name, []), "config_file": None,
+                               **({"source": config.source} if config.source else {})}
     if job.task.kind == "detection":
         request["engine"] = engine
         request["overrides"], request["config_file"] = detection_options(job.task.name, config, engine or "torchvision")

@@ -21,6 +21,8 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import datasets as tv_datasets
 
+from transfer.classification.subset_lists import read_subset_names
+
 VOC_CLASSES: tuple[str, ...] = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
     "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
@@ -234,9 +236,14 @@ def build_dataset(name: str, root: str | Path, split: str, transform: Callable |
 
 
 def subset_by_file_names(dataset: ImageListDataset, names_file: str | Path) -> ImageListDataset:
-    """The images of ``dataset`` whose file names are listed in ``names_file`` (SimCLR ImageNet 1%/10% lists)."""
-    names_file = require_path(Path(names_file), "subset file")
-    wanted = [line.strip() for line in Path(names_file).read_text().splitlines() if line.strip()]
+    """The images of ``dataset`` whose file names are listed in ``names_file`` (SimCLR ImageNet 1%/10% lists).
+
+    An absent ``1percent.txt``/``10percent.txt`` is read from the lists shipped with the package.
+    """
+    try:
+        wanted = read_subset_names(names_file)
+    except FileNotFoundError as error:
+        raise DatasetError(str(error)) from None
     index_of = {Path(path).name: index for index, path in enumerate(dataset.paths)}
     missing = [name for name in wanted if name not in index_of]
     if missing:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from transfer.classification.subset_lists import SHIPPED_DIR
+
 
 @dataclasses.dataclass(frozen=True)
 class DatasetLayout:
@@ -16,6 +18,7 @@ class DatasetLayout:
 
     folders: tuple[str, ...]
     required: tuple[str, ...]
+    packaged: Path | None = None  # shipped with the package; stands in when no folder is complete
 
 
 # Candidate folders are tried in order; the first with every required entry wins.
@@ -35,7 +38,7 @@ DATASET_LAYOUTS: dict[str, DatasetLayout] = {
     "inat2018": DatasetLayout(("inat2018", "iNaturalist2018", "inaturalist"), ("train2018.json", "val2018.json")),
     "imagenet": DatasetLayout(("imagenet", "ImageNet", "ILSVRC2012"), ("train", "val")),
     "imagenet_subsets": DatasetLayout(("imagenet/subsets", "ImageNet/subsets", "ILSVRC2012/subsets"),
-                                      ("1percent.txt", "10percent.txt")),
+                                      ("1percent.txt", "10percent.txt"), packaged=SHIPPED_DIR),
 }
 
 
@@ -59,6 +62,8 @@ def find_dataset(data_root: Path, name: str) -> tuple[Path | None, str]:
         if not absent:
             return candidate, ""
         reasons.append(f"{candidate / absent[0]} is missing")
+    if layout.packaged is not None:
+        return layout.packaged, ""
     if not reasons:
         tried = ", ".join(str(data_root / folder) for folder in layout.folders)
         reasons.append(f"none of {tried} exists")

@@ -9,7 +9,9 @@ import torch
 
 from core.checkpoint import CheckpointError, load_backbone_state_dict, save_safetensors
 from core.checkpoint_formats import CHECKPOINT_FORMATS
+from core.results import read_result
 from core.safe_pickle import load_safe_pickle
+from transfer.classification.__main__ import main as classify_main
 from transfer.detection.detectron2.convert import convert_checkpoint, detectron2_name, verify_detectron2_resnet
 
 ARCH = "resnet18"
@@ -135,3 +137,20 @@ def test_wrong_arch_error_names_the_arch_that_fits(tmp_path, release_states):
     torch.save(trunk(release_states[0]), tmp_path / "r18.pth")
     with pytest.raises(CheckpointError, match="fits resnet18: pass --arch resnet18"):
         load_backbone_state_dict(tmp_path / "r18.pth", "resnet50")
+
+
+KNN = ["features.image_size=64", "features.batch_size=8", "features.num_workers=0", "features.chunk_batches=1",
+       "dataset=imagefolder", "k=3"]
+
+
+@pytest.mark.parametrize("release, source", [("moco_v2", None), ("dino_full", "student"), ("lightly_lightning", None)])
+def test_knn_runs_on_representative_releases(tmp_path, small_demo_data, build_release, release, source):
+    checkpoint, family = build_release(release)
+    torch.save(checkpoint, tmp_path / f"{release}.pth")
+    argv = ["knn", "--weights", str(tmp_path / f"{release}.pth"), "--arch", ARCH, "--data-root",
+            str(small_demo_data / "imagefolder"), "--output", str(tmp_path / "knn"), *KNN,
+            *(["--source", source] if source else [])]
+    assert classify_main(argv) == 0
+    result = read_result(tmp_path / "knn" / "results.json")
+    assert result.config["weights_format"] == family and 0.0 <= result.metrics["top1"] <= 100.0
+    assert result.config.get("weights_source") == source

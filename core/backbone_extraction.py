@@ -85,7 +85,7 @@ def _closest_format(checkpoint: Mapping, expected: list[str]) -> str:
             absent = [name for name in wanted if name not in node]
             overlap = 1.0 - len(absent) / max(len(wanted), 1)
             lack = (f"it had {len(wanted) - len(absent)} of its {len(wanted)} backbone tensors and lacked e.g. "
-                    f"{', '.join(absent[:3])}" if absent else "it lacked the marker its layout requires")
+                    f"{', '.join(absent[:3])}" if absent else f"it lacked {fmt.marker}")
             best = max(best, (overlap + 0.5, f"{fmt.name} ({layout.describe()}): {lack}"))
     return best[1]
 

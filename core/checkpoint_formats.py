@@ -48,6 +48,7 @@ class CheckpointFormat:
     filter_fn: Callable[[Mapping[str, torch.Tensor]], StateDict]  # prefix-stripped state -> torchvision names
     file_key: Callable[[str], str] = lambda name: name  # torchvision name -> the name the file uses
     requires: Callable[[Mapping], bool] = lambda checkpoint: True  # a top-level marker, where the layout has one
+    marker: str = ""  # what ``requires`` looks for, for error messages
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -105,6 +106,7 @@ CHECKPOINT_FORMATS: dict[str, CheckpointFormat] = {fmt.name: fmt for fmt in (
         (Layout("backbone", ("model",), "backbone."),),
         drop_prefixes(),
         requires=lambda checkpoint: checkpoint.get("format") == PRETRAIN_CHECKPOINT_FORMAT,
+        marker=f"the entry format: {PRETRAIN_CHECKPOINT_FORMAT!r}",
     ),
     CheckpointFormat(
         "torchvision",

@@ -17,7 +17,7 @@ from torch import nn
 from torchvision import models
 from torchvision.models import ResNet
 
-from core.checkpoint import WeightsFile, file_sha256, load_backbone_state_dict, weights_file  # noqa: F401
+from core.checkpoint import WeightsFile, file_sha256, load_backbone_state_dict
 
 RANDOM_INIT_LABEL = "random-init"
 

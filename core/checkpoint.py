@@ -74,12 +74,12 @@ def _never_called(*args: Any, **kwargs: Any) -> None:
 
 
 # Globals that public releases pickle next to their tensors and that are harmless to rebuild: DINO stores
-# its ``argparse.Namespace`` args; VICReg/VICRegL put the function ``exclude_bias_and_norm`` into their LARS
-# param groups (resolved to a stand-in, never called).
+# its ``argparse.Namespace`` args; VICReg (main_vicreg.py, run as __main__) and VICRegL (optimizers.py) put
+# the function ``exclude_bias_and_norm`` into their LARS param groups (resolved to a stand-in, never called).
 HARMLESS_GLOBALS: list[Any] = [
     argparse.Namespace,
     *((_never_called, f"{module}.exclude_bias_and_norm")
-      for module in ("__main__", "main_vicreg", "main_vicregl", "optimizers", "utils")),
+      for module in ("__main__", "main_vicreg", "main_vicregl", "optimizers")),
 ]
 
 

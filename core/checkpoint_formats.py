@@ -64,7 +64,7 @@ def drop_prefixes(*prefixes: str) -> Callable[[Mapping[str, torch.Tensor]], Stat
     """A filter that keeps every tensor except those under ``prefixes`` (heads, projectors, classifiers)."""
     def filter_fn(state: Mapping[str, torch.Tensor]) -> StateDict:
         return {key: value for key, value in state.items() if not key.startswith(prefixes)}
-    filter_fn.__doc__ = f"Drops {', '.join(prefixes)}."
+    filter_fn.__doc__ = f"Drops {', '.join(prefixes)}." if prefixes else "Keeps every tensor under the prefix."
     return filter_fn
 
 

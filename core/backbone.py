@@ -1,8 +1,8 @@
 """Pretrained (or random) ResNet trunks for transfer evaluation.
 
 Weights come from any file ``core.checkpoint.load_backbone_state_dict`` recognises (this project's
-export or pretraining checkpoint, the official ``resnet50.pth`` / ``checkpoint.pth``, a torchvision
-state dict); every tensor is checked, so a missing or misshaped tensor is an error, never a silent
+export or pretraining checkpoint, the public SSL releases of docs/checkpoints.md, torchvision/timm
+weights; ``.pth``, ``.safetensors`` or ``.pkl``); every tensor is checked, so a missing or misshaped tensor is an error, never a silent
 random init. ``random_init=True`` gives the seeded torchvision initialisation as a baseline row.
 """
 
@@ -17,7 +17,7 @@ from torch import nn
 from torchvision import models
 from torchvision.models import ResNet
 
-from core.checkpoint import file_sha256, load_backbone_state_dict
+from core.checkpoint import WeightsFile, file_sha256, load_backbone_state_dict
 
 RANDOM_INIT_LABEL = "random-init"
 
@@ -61,11 +61,16 @@ class LoadedBackbone:
     weights: str  # the weights file, or "random-init"
     weights_sha256: str | None
     source_format: str  # detected checkpoint format, or "random-init"
+    source: str | None = None  # the network chosen with ``--source``; None: the one the file's authors evaluate
 
 
-def load_backbone(weights: str | Path | None, arch: str = "resnet50", random_init: bool = False,
-                  seed: int = 0) -> LoadedBackbone:
-    """Builds ``arch`` and loads ``weights`` strictly; ``random_init`` (and no weights) for the baseline."""
+def load_backbone(weights: str | Path | WeightsFile | None, arch: str = "resnet50", random_init: bool = False,
+                  seed: int = 0, source: str | None = None, format_name: str | None = None) -> LoadedBackbone:
+    """Builds ``arch`` and loads ``weights`` strictly; ``random_init`` (and no weights) for the baseline.
+
+    ``source`` / ``format_name`` (or those of a ``WeightsFile``) pick another network of a file holding
+    two, and settle a layout two formats match (see ``core.checkpoint.load_backbone_state_dict``).
+    """
     if random_init:
         if weights:
             raise ValueError(f"give either weights ({weights}) or random_init, not both")
@@ -75,13 +80,14 @@ def load_backbone(weights: str | Path | None, arch: str = "resnet50", random_ini
         return LoadedBackbone(model, RANDOM_INIT_LABEL, None, RANDOM_INIT_LABEL)
     if not weights:
         raise ValueError("weights are required (a .pth file); pass random_init=True for the random baseline")
-    state, source_format = load_backbone_state_dict(weights, arch=arch)
+    state, source_format = load_backbone_state_dict(weights, arch=arch, source=source, format_name=format_name)
     model = build_backbone(arch)
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [key for key in missing if not key.endswith("num_batches_tracked")]
     if missing or unexpected:  # verify_backbone already checked; this guards the fc=Identity assumption
         raise ValueError(f"{weights}: weights do not fit {arch}: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    return LoadedBackbone(model, str(weights), file_sha256(weights), source_format)
+    chosen_source = source or (weights.source if isinstance(weights, WeightsFile) else None)
+    return LoadedBackbone(model, str(weights), file_sha256(weights), source_format, chosen_source)
 
 
 def freeze(model: nn.Module) -> nn.Module:

@@ -1,35 +1,65 @@
 """The one way to save and load checkpoints, and to get backbone weights out of any supported file.
 
-Supported inputs for ``load_backbone_state_dict`` (detected, not declared):
-
-* this project's exported backbone ``<arch>.pth`` and the official release's ``resnet50.pth``
-  (plain torchvision ResNet keys, no ``fc``);
-* any torchvision ResNet ``state_dict`` (``fc.*`` is dropped);
-* this project's pretraining checkpoint (``{"format": PRETRAIN_CHECKPOINT_FORMAT, "model": ...}``);
-* the official release's ``checkpoint.pth`` (``{"epoch", "model", "optimizer"}`` with
-  ``module.backbone.*`` / ``module.projector.*`` keys);
-* a ``{"state_dict": ...}`` wrapper around any of the state dicts above.
-
-Files are read with ``torch.load(weights_only=True)``: a file that needs arbitrary unpickling is refused.
+``load_backbone_state_dict`` reads a file (``.pth``/``.pt``/``.tar``/``.ckpt``/``.torch`` with
+``torch.load(weights_only=True)``, ``.safetensors`` without unpickling, ``.pkl`` with a restricted
+unpickler), detects its layout among ``core.checkpoint_formats.CHECKPOINT_FORMATS`` (this project's
+checkpoints, torchvision/timm, MoCo, MoCo v3, SwAV, DINO, VICReg(L), Barlow Twins, VISSL, solo-learn,
+lightly, mmselfsup; see docs/checkpoints.md) and checks every tensor of the target ResNet.
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
 import hashlib
+import os
 import pickle
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Mapping
 
+import numpy as np
 import torch
 
 from core.atomic import atomic_write
+from core.backbone_extraction import CheckpointLayoutError, Extraction, detect_format, extract_backbone
+from core.checkpoint_formats import CHECKPOINT_FORMATS, PRETRAIN_CHECKPOINT_FORMAT  # noqa: F401  (re-exported)
+from core.safe_pickle import UnsafePickleError, load_safe_pickle
 
-PRETRAIN_CHECKPOINT_FORMAT = "barlowtwins-pretrain-checkpoint"
+SAFETENSORS_SUFFIX = ".safetensors"
+PICKLE_SUFFIX = ".pkl"
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable, of an unknown kind, or lacks required tensors."""
+
+
+@dataclass(frozen=True)
+class WeightsFile(os.PathLike):
+    """A weights path plus the choices some files need: which of its networks (``source``) and which format.
+
+    It is path-like, so it travels wherever a weights path does (task functions, the suite) and
+    ``load_backbone`` reads the choices from it.
+    """
+
+    path: str
+    source: str | None = None  # e.g. "key" (MoCo), "momentum" (MoCo v3), "student" (DINO); None: the evaluated one
+    format: str | None = None  # a ``CHECKPOINT_FORMATS`` name, for a file two formats match
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def __str__(self) -> str:
+        return self.path
+
+
+def weights_file(path: str | Path | None, source: str | None = None,
+                 format_name: str | None = None) -> str | WeightsFile | None:
+    """``path`` as given, or a ``WeightsFile`` carrying ``source`` / ``format_name`` when either is set."""
+    if path is None or (source is None and format_name is None):
+        return path
+    return WeightsFile(str(path), source, format_name)
 
 
 def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:
@@ -38,16 +68,40 @@ def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:
         torch.save(dict(state), handle)
 
 
+def _never_called(*args: Any, **kwargs: Any) -> None:
+    """Stands in for a function a checkpoint references but that loading never calls."""
+    raise RuntimeError("a stand-in for a function pickled in a checkpoint was called")
+
+
+# Globals that public releases pickle next to their tensors and that are harmless to rebuild: DINO stores
+# its ``argparse.Namespace`` args; VICReg (main_vicreg.py, run as __main__) and VICRegL (optimizers.py) put
+# the function ``exclude_bias_and_norm`` into their LARS param groups (resolved to a stand-in, never called).
+HARMLESS_GLOBALS: list[Any] = [
+    argparse.Namespace,
+    *((_never_called, f"{module}.exclude_bias_and_norm")
+      for module in ("__main__", "main_vicreg", "main_vicregl", "optimizers")),
+]
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Loads a checkpoint dict safely (``weights_only=True``), raising ``CheckpointError`` naming the file."""
+    """Loads a checkpoint dict without running code from the file, raising ``CheckpointError`` naming it.
+
+    ``.safetensors`` is parsed without unpickling; ``.pkl`` allows only numpy arrays and containers
+    (numpy arrays become tensors); anything else is ``torch.load(weights_only=True)``.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint file not found: {path}")
+    if path.suffix == SAFETENSORS_SUFFIX:
+        return _load_safetensors(path)
+    if path.suffix == PICKLE_SUFFIX:
+        return _load_plain_pickle(path)
     if not _is_torch_serialized(path):
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (neither a torch.save zip archive "
                               f"nor a pickle)")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(HARMLESS_GLOBALS):
+            obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         raise CheckpointError(
             f"{path} needs arbitrary unpickling to load (it holds objects other than tensors and plain "
@@ -60,11 +114,61 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return obj
 
 
+def _load_safetensors(path: Path) -> dict[str, Any]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {error}") from error
+
+
+def safetensors_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata of a ``.safetensors`` header (arch, source format of this project's exports)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {error}") from error
+
+
+def _as_tensors(node: Any) -> Any:
+    if isinstance(node, np.ndarray):
+        return torch.from_numpy(node.copy())  # a writable, contiguous copy (0-d arrays stay 0-d)
+    if isinstance(node, Mapping):
+        return {key: _as_tensors(value) for key, value in node.items()}
+    return node
+
+
+def _load_plain_pickle(path: Path) -> dict[str, Any]:
+    try:
+        obj = load_safe_pickle(path)
+    except UnsafePickleError as error:
+        raise CheckpointError(f"{path}: refused for safety: {error}") from error
+    except Exception as error:  # truncated or not a pickle at all
+        raise CheckpointError(f"{path} is not a readable pickle: {error!r}") from error
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, expected a dict")
+    return _as_tensors(obj)
+
+
 def _is_torch_serialized(path: Path) -> bool:
     """``torch.save`` writes a zip archive (or, in the legacy format, a pickle starting with PROTO 0x80)."""
     with open(path, "rb") as handle:
         first_byte = handle.read(1)
     return zipfile.is_zipfile(path) or first_byte == b"\x80"
+
+
+def save_safetensors(state: Mapping[str, torch.Tensor], path: str | Path, metadata: Mapping[str, str]) -> None:
+    """Writes a flat tensor dict as ``.safetensors`` atomically, with string ``metadata`` in its header."""
+    from safetensors.torch import save
+
+    tensors = {key: value.detach().cpu().contiguous() for key, value in state.items()}
+    with atomic_write(path, mode="wb") as handle:
+        handle.write(save(tensors, metadata={key: str(value) for key, value in metadata.items()}))
 
 
 def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
@@ -76,68 +180,7 @@ def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-class _Format(NamedTuple):
-    name: str
-    matches: Callable[[dict[str, Any]], bool]
-    model_state: Callable[[dict[str, Any]], Mapping[str, Any]]
-
-
-def _is_tensor_mapping(obj: Any) -> bool:
-    return isinstance(obj, Mapping) and bool(obj) and all(torch.is_tensor(value) for value in obj.values())
-
-
-def _has_prefix(state: Mapping[str, Any], prefix: str) -> bool:
-    return any(key.startswith(prefix) for key in state)
-
-
-# Checked in order; the first match wins. Add a format by appending an entry.
-CHECKPOINT_FORMATS: list[_Format] = [
-    _Format(
-        "pretrain-checkpoint",
-        lambda obj: obj.get("format") == PRETRAIN_CHECKPOINT_FORMAT and isinstance(obj.get("model"), Mapping),
-        lambda obj: obj["model"],
-    ),
-    _Format(
-        "official-checkpoint",
-        lambda obj: isinstance(obj.get("model"), Mapping) and _has_prefix(obj["model"], "module.backbone."),
-        lambda obj: obj["model"],
-    ),
-    _Format(
-        "state-dict-wrapper",
-        lambda obj: _is_tensor_mapping(obj.get("state_dict")),
-        lambda obj: obj["state_dict"],
-    ),
-    _Format(
-        "torchvision-state-dict",
-        lambda obj: _is_tensor_mapping(obj) and "conv1.weight" in obj,
-        lambda obj: obj,
-    ),
-    _Format(
-        "barlowtwins-model-state-dict",
-        lambda obj: _is_tensor_mapping(obj) and _has_prefix(obj, "backbone."),
-        lambda obj: obj,
-    ),
-]
-
-
-def detect_format(checkpoint: dict[str, Any]) -> _Format:
-    """Returns the first entry of ``CHECKPOINT_FORMATS`` that recognises ``checkpoint``."""
-    for checkpoint_format in CHECKPOINT_FORMATS:
-        if checkpoint_format.matches(checkpoint):
-            return checkpoint_format
-    keys = ", ".join(list(map(str, checkpoint))[:8])
-    raise CheckpointError(f"unrecognised checkpoint layout (top-level keys: {keys}); expected one of "
-                          f"{', '.join(f.name for f in CHECKPOINT_FORMATS)}")
-
-
-def extract_backbone(model_state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """Torchvision-named backbone tensors of a model state: drops ``module.``, the projector, ``bn`` and ``fc``."""
-    state = {key.removeprefix("module."): value for key, value in model_state.items()}
-    if _has_prefix(state, "backbone."):
-        state = {key.removeprefix("backbone."): value for key, value in state.items() if key.startswith("backbone.")}
-    return {key: value for key, value in state.items() if not key.startswith("fc.")}
-
-
+@functools.lru_cache(maxsize=None)
 def expected_backbone_shapes(arch: str) -> dict[str, torch.Size]:
     """Names and shapes of a torchvision ResNet ``arch`` state dict without ``fc`` (built on the meta device)."""
     from core.backbone import build_backbone
@@ -167,17 +210,51 @@ def verify_backbone(state: Mapping[str, torch.Tensor], arch: str, source: str) -
                               f"e.g. {', '.join(unexpected[:5])}")
 
 
-def load_backbone_state_dict(path: str | Path, arch: str = "resnet50") -> tuple[dict[str, torch.Tensor], str]:
+def fitting_archs(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """The torchvision ResNets (``core.backbone.BACKBONES``) whose every tensor ``state`` has, with its shape."""
+    from core.backbone import BACKBONES
+
+    fits = []
+    for arch in BACKBONES:
+        expected = expected_backbone_shapes(arch)
+        if set(state) <= set(expected) and all(
+                key in state and state[key].shape == shape for key, shape in expected.items()
+                if not key.endswith("num_batches_tracked")):
+            fits.append(arch)
+    return fits
+
+
+def extract_from_file(path: str | Path | WeightsFile, arch: str = "resnet50", source: str | None = None,
+                      format_name: str | None = None) -> Extraction:
+    """Reads ``path`` and extracts its backbone (torchvision names, no ``fc``) without checking it against ``arch``.
+
+    ``arch`` only sizes the unknown-layout diagnostic; ``source`` picks another network of a file that holds
+    two (MoCo's ``key`` encoder, DINO's ``student``); ``format_name`` settles a layout two formats match.
+    A ``WeightsFile`` supplies both where they are not given.
+    """
+    if isinstance(path, WeightsFile):
+        source, format_name, path = source or path.source, format_name or path.format, path.path
+    checkpoint = load_checkpoint(path)
+    expected = [key for key in expected_backbone_shapes(arch) if not key.endswith("num_batches_tracked")]
+    try:
+        checkpoint_format = detect_format(checkpoint, expected, format_name)
+        return extract_backbone(checkpoint, checkpoint_format, source, origin=str(path))
+    except CheckpointLayoutError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+
+
+def load_backbone_state_dict(path: str | Path | WeightsFile, arch: str = "resnet50", source: str | None = None,
+                             format_name: str | None = None) -> tuple[dict[str, torch.Tensor], str]:
     """Loads the torchvision-format backbone weights (no ``fc``) from any supported file.
 
-    Returns the state dict and the detected source format's name. Every tensor is checked against
+    Returns the state dict and the detected format's name. Every tensor is checked against
     ``torchvision.models.<arch>()``: a missing or misshaped tensor is an error, never a silent random init.
     """
-    checkpoint = load_checkpoint(path)
+    extraction = extract_from_file(path, arch, source, format_name)
     try:
-        checkpoint_format = detect_format(checkpoint)
+        verify_backbone(extraction.state, arch, source=os.fspath(path))
     except CheckpointError as error:
-        raise CheckpointError(f"{path}: {error}") from None
-    state = extract_backbone(checkpoint_format.model_state(checkpoint))
-    verify_backbone(state, arch, source=str(path))
-    return state, checkpoint_format.name
+        fits = fitting_archs(extraction.state)
+        hint = f" (its {extraction.format.name} backbone fits {' / '.join(fits)}: pass --arch {fits[0]})" if fits else ""
+        raise CheckpointError(f"{error}{hint}") from None
+    return extraction.state, extraction.format.name

@@ -1,7 +1,9 @@
 """Backbone export: the torchvision ResNet ``state_dict`` without ``fc``, as the official ``resnet50.pth``.
 
-The file loads into ``torchvision.models.<arch>()`` with ``strict=False`` reporting only ``fc.weight`` and
-``fc.bias`` missing, and is what every transfer evaluation consumes.
+Written twice: ``<name>.pth`` (``torch.save``) and ``<name>.safetensors`` (no pickle; its header metadata
+names the architecture and the source format). Either loads into ``torchvision.models.<arch>()`` with
+``strict=False`` reporting only ``fc.weight`` and ``fc.bias`` missing, and is what every transfer
+evaluation consumes.
 """
 
 from __future__ import annotations
@@ -12,27 +14,45 @@ from typing import Mapping
 import torch
 
 from core.atomic import atomic_write
-from core.checkpoint import extract_backbone, load_backbone_state_dict, verify_backbone
+from core.backbone_extraction import extract_backbone
+from core.checkpoint import load_backbone_state_dict, save_safetensors, verify_backbone
+from core.checkpoint_formats import CHECKPOINT_FORMATS
+
+EXPORT_SUFFIXES = (".pth", ".safetensors")
+TRAINING_FORMAT = "pretrain-checkpoint"  # what a backbone exported at the end of training comes from
 
 
 def backbone_state_from_model(model_state: Mapping[str, torch.Tensor], arch: str) -> dict[str, torch.Tensor]:
     """Torchvision-named backbone tensors (no ``fc``) of a ``BarlowTwins`` state dict, checked against ``arch``."""
-    state = {key: value.detach().cpu().clone() for key, value in extract_backbone(model_state).items()}
+    extraction = extract_backbone(model_state, CHECKPOINT_FORMATS["backbone-prefixed"], origin="model being exported")
+    state = {key: value.detach().cpu().clone() for key, value in extraction.state.items()}
     verify_backbone(state, arch, source=f"{arch} backbone being exported")
     return state
 
 
-def save_backbone(state: Mapping[str, torch.Tensor], path: str | Path) -> None:
-    """Writes a backbone state dict atomically (a reader never sees half a file)."""
-    with atomic_write(path, mode="wb") as handle:
+def export_paths(path: str | Path) -> tuple[Path, Path]:
+    """The ``.pth`` and ``.safetensors`` files an export to ``path`` writes (its suffix is replaced)."""
+    path = Path(path)
+    return tuple(path.with_suffix(suffix) for suffix in EXPORT_SUFFIXES)  # type: ignore[return-value]
+
+
+def save_backbone(state: Mapping[str, torch.Tensor], path: str | Path, arch: str,
+                  source_format: str = TRAINING_FORMAT) -> tuple[Path, Path]:
+    """Writes a backbone state dict atomically as ``.pth`` and ``.safetensors``; returns both paths."""
+    pth_path, safetensors_path = export_paths(path)
+    with atomic_write(pth_path, mode="wb") as handle:
         torch.save(dict(state), handle)
+    save_safetensors(state, safetensors_path, {"arch": arch, "source_format": source_format,
+                                               "layout": "torchvision ResNet state_dict without fc"})
+    return pth_path, safetensors_path
 
 
-def export_backbone(checkpoint_path: str | Path, output_path: str | Path, arch: str = "resnet50") -> str:
-    """Writes the backbone of any supported checkpoint (ours or the official release's) to ``output_path``.
+def export_backbone(checkpoint_path: str | Path, output_path: str | Path, arch: str = "resnet50",
+                    source: str | None = None, format_name: str | None = None) -> str:
+    """Writes the backbone of any supported checkpoint to ``output_path`` (``.pth`` and ``.safetensors``).
 
-    Returns the detected input format name (see ``core.checkpoint.CHECKPOINT_FORMATS``).
+    Returns the detected input format name (see ``core.checkpoint_formats.CHECKPOINT_FORMATS``).
     """
-    state, format_name = load_backbone_state_dict(checkpoint_path, arch=arch)
-    save_backbone(state, output_path)
-    return format_name
+    state, detected = load_backbone_state_dict(checkpoint_path, arch=arch, source=source, format_name=format_name)
+    save_backbone(state, output_path, arch, detected)
+    return detected

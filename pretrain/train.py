@@ -140,7 +140,8 @@ def _pretrain(config: PretrainConfig, context: DistributedContext, callbacks: Se
         stats.close()
     if context.is_main:
         backbone_path = output_dir / f"{config.model.arch}.pth"
-        save_backbone(backbone_state_from_model(run.model.state_dict(), config.model.arch), backbone_path)
+        save_backbone(backbone_state_from_model(run.model.state_dict(), config.model.arch), backbone_path,
+                      config.model.arch)
         logger.info("training complete: backbone weights in %s", backbone_path)
     return "completed"
 

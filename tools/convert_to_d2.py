@@ -3,8 +3,9 @@
 
     python tools/convert_to_d2.py INPUT OUTPUT.pkl [--arch resnet50] [--detectron2-check {auto,yes,no}]
 
-INPUT: this project's exported ``<arch>.pth`` or pretraining checkpoint, the official Barlow Twins
-``resnet50.pth`` / ``checkpoint.pth``, or any torchvision ResNet state dict (``fc`` is dropped).
+INPUT: any checkpoint ``core.checkpoint.load_backbone_state_dict`` reads (``.pth``, ``.safetensors``,
+``.pkl``; this project's export or pretraining checkpoint, torchvision/timm weights and the public
+SSL releases of docs/checkpoints.md); ``--source``/``--format`` as in every other CLI.
 Exits with status 1 and a message naming the problem when the input is not a complete ``--arch``.
 """
 
@@ -20,7 +21,8 @@ _REPO_ROOT = str(Path(__file__).resolve().parents[1])
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
-from core.checkpoint import CheckpointError  # noqa: E402
+from core.checkpoint import CheckpointError, weights_file  # noqa: E402
+from core.checkpoint_formats import add_checkpoint_arguments  # noqa: E402
 from transfer.detection.detectron2.convert import ARCHITECTURES, ConversionError, convert_checkpoint  # noqa: E402
 
 CHECK_CHOICES = {"auto": None, "yes": True, "no": False}
@@ -36,6 +38,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--detectron2-check", choices=CHECK_CHOICES, default="auto",
                         help="load the output into a detectron2 model (R-C4; R-FPN for resnet18/34) and require "
                              "every trunk tensor to match (auto: when detectron2 is importable)")
+    add_checkpoint_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -43,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point: prints a summary; exit status 1 on bad input."""
     args = parse_args(argv)
     try:
-        summary = convert_checkpoint(args.input, args.output, CHECK_CHOICES[args.detectron2_check], args.arch)
+        source = weights_file(args.input, args.source, args.checkpoint_format)
+        summary = convert_checkpoint(source, args.output, CHECK_CHOICES[args.detectron2_check], args.arch)
     except (CheckpointError, ConversionError) as error:
         print(f"convert_to_d2.py: error: {error}", file=sys.stderr)
         return 1

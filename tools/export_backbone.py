@@ -1,7 +1,9 @@
 #!/usr/bin/env python
-"""Writes the torchvision backbone weights (no ``fc``) of a Barlow Twins checkpoint to a ``.pth`` file.
+"""Writes the torchvision backbone weights (no ``fc``) of a checkpoint to ``.pth`` and ``.safetensors`` files.
 
-    python tools/export_backbone.py CHECKPOINT OUT.pth [--arch resnet50]
+    python tools/export_backbone.py CHECKPOINT OUT.pth [--arch resnet50] [--source NETWORK] [--format NAME]
+
+Writes OUT.pth and OUT.safetensors (its metadata names the arch and the source format).
 
 CHECKPOINT may be this project's ``checkpoint.pth``, the official release's ``checkpoint.pth`` or
 ``resnet50.pth``, or any torchvision ResNet state dict. The output loads into ``torchvision.models.<arch>()``
@@ -19,7 +21,8 @@ from typing import Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from core.checkpoint import file_sha256  # noqa: E402
-from pretrain.export import export_backbone  # noqa: E402
+from core.checkpoint_formats import add_checkpoint_arguments  # noqa: E402
+from pretrain.export import export_backbone, export_paths  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,14 +30,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("checkpoint", type=Path, help="pretraining checkpoint or backbone state dict")
     parser.add_argument("output", type=Path, help="where to write the backbone state dict (.pth)")
     parser.add_argument("--arch", default="resnet50", help="torchvision ResNet name (default resnet50)")
+    add_checkpoint_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        source_format = export_backbone(args.checkpoint, args.output, arch=args.arch)
+        source_format = export_backbone(args.checkpoint, args.output, arch=args.arch, source=args.source,
+                                        format_name=args.checkpoint_format)
     except ValueError as error:  # CheckpointError, or an unknown --arch
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"{args.checkpoint} ({source_format}) -> {args.output} ({args.arch} backbone, "
-          f"sha256 {file_sha256(args.output)[:12]})")
+    for path in export_paths(args.output):
+        print(f"{args.checkpoint} ({source_format}) -> {path} ({args.arch} backbone, sha256 {file_sha256(path)[:12]})")
     return 0
 
 

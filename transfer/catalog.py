@@ -44,5 +44,3 @@ PLACES365 = DatasetLayout("places365", ("places365", "Places365"), ("categories_
                                                                      "places365_val.txt"))
 INAT2018 = DatasetLayout("inat2018", ("inat2018", "iNaturalist2018", "inaturalist"), ("train2018.json", "val2018.json"))
 IMAGENET = DatasetLayout("imagenet", ("imagenet", "ImageNet", "ILSVRC2012"), ("train", "val"))
-IMAGENET_SUBSETS = DatasetLayout("imagenet_subsets", ("imagenet/subsets", "ImageNet/subsets", "ILSVRC2012/subsets"),
-                                 ("1percent.txt", "10percent.txt"))

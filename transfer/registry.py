@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 import pkgutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -34,12 +35,14 @@ class EngineUnavailableError(RuntimeError):
 class DatasetLayout:
     """Where a dataset may sit under a data root and which entries prove it is complete.
 
-    Candidate ``folders`` are tried in order; the first holding every ``required`` entry is the dataset's root.
+    Candidate ``folders`` are tried in order; the first holding every ``required`` entry is the dataset's root,
+    else the ``packaged`` copy when there is one (the ImageNet subset lists).
     """
 
     name: str
     folders: tuple[str, ...]
     required: tuple[str, ...]
+    packaged: Path | None = None  # a copy shipped with the package, used when no folder is complete
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +66,8 @@ class PaperEntry:
 class TaskRun:
     """The typed arguments of one run of a task."""
 
-    weights: str | None  # None: the seeded random-init trunk
+    weights: str | os.PathLike | None  # None: the seeded random-init trunk; a core.checkpoint.WeightsFile
+    # carries the network (--source) and format to take from the file
     data_root: Path  # the root the spec's ``data_root`` chose (the dataset's own folder)
     output_dir: Path
     arch: str = "resnet50"

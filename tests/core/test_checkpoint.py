@@ -55,9 +55,9 @@ def layouts(state):
     }
 
 
-EXPECTED_FORMAT = {"torchvision-state-dict": "torchvision-state-dict", "exported": "torchvision-state-dict",
-                   "pretrain-checkpoint": "pretrain-checkpoint", "official-checkpoint": "official-checkpoint",
-                   "state-dict-wrapper": "state-dict-wrapper"}
+EXPECTED_FORMAT = {"torchvision-state-dict": "torchvision", "exported": "torchvision",
+                   "pretrain-checkpoint": "pretrain-checkpoint", "official-checkpoint": "ddp-backbone",
+                   "state-dict-wrapper": "ddp-torchvision"}
 
 
 @pytest.mark.parametrize("layout", sorted(EXPECTED_FORMAT))

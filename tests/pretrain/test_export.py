@@ -9,7 +9,7 @@ import pytest
 import torch
 import torchvision
 
-from core.checkpoint import PRETRAIN_CHECKPOINT_FORMAT
+from core.checkpoint import PRETRAIN_CHECKPOINT_FORMAT, load_backbone_state_dict
 from pretrain.export import export_backbone
 from pretrain.model import BarlowTwins
 
@@ -64,7 +64,7 @@ def test_export_tool_from_an_official_style_checkpoint(trained_like_model, tmp_p
     torch.save(official, tmp_path / "checkpoint.pth")
     tool = load_tool("export_backbone")
     assert tool.main([str(tmp_path / "checkpoint.pth"), str(tmp_path / "out" / "r18.pth"), "--arch", "resnet18"]) == 0
-    assert "official-checkpoint" in capsys.readouterr().out
+    assert "ddp-backbone" in capsys.readouterr().out
     assert_loads_into_torchvision_without_fc(tmp_path / "out" / "r18.pth", trained_like_model)
 
 
@@ -76,3 +76,24 @@ def test_export_tool_names_the_problem(trained_like_model, tmp_path, capsys):
     assert tool.main([str(tmp_path / "c.pth"), str(tmp_path / "out.pth"), "--arch", "resnet50"]) == 2
     assert "resnet50" in capsys.readouterr().err  # a resnet18 is not a resnet50
     assert not (tmp_path / "out.pth").exists()
+
+
+def test_export_also_writes_safetensors_with_arch_and_format(trained_like_model, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    checkpoint = {"format": PRETRAIN_CHECKPOINT_FORMAT, "model": trained_like_model.state_dict()}
+    torch.save(checkpoint, tmp_path / "checkpoint.pth")
+    export_backbone(tmp_path / "checkpoint.pth", tmp_path / "resnet18.pth", arch="resnet18")
+    with safe_open(str(tmp_path / "resnet18.safetensors"), framework="pt") as handle:
+        metadata = handle.metadata()
+    assert metadata["arch"] == "resnet18" and metadata["source_format"] == "pretrain-checkpoint"
+    pth = torch.load(tmp_path / "resnet18.pth", weights_only=True)
+    safetensors = load_file(str(tmp_path / "resnet18.safetensors"))
+    assert set(pth) == set(safetensors) and all(torch.equal(pth[key], safetensors[key]) for key in pth)
+    # every loader reads it (detected as plain torchvision names), the detectron2 converter included
+    assert load_backbone_state_dict(tmp_path / "resnet18.safetensors", "resnet18")[1] == "torchvision"
+    tool = load_tool("convert_to_d2")
+    assert tool.main([str(tmp_path / "resnet18.safetensors"), str(tmp_path / "r18.pkl"), "--arch", "resnet18",
+                      "--detectron2-check", "no"]) == 0
+    assert (tmp_path / "r18.pkl").is_file()

@@ -37,7 +37,7 @@ def official_checkpoint(tmp_path_factory):
 def test_script_converts_and_summarises(tmp_path, official_checkpoint):
     result = run_script(official_checkpoint, tmp_path / "r50.pkl", "--detectron2-check", "no")
     assert result.returncode == 0, result.stderr
-    assert "official-checkpoint" in result.stdout and "318 tensors" in result.stdout
+    assert "ddp-backbone" in result.stdout and "318 tensors" in result.stdout
     with open(tmp_path / "r50.pkl", "rb") as handle:
         data = pickle.load(handle)
     assert data["matching_heuristics"] is True

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from core.checkpoint import CheckpointError
+from core.checkpoint import CheckpointError, weights_file
+from core.checkpoint_formats import add_checkpoint_arguments
 from core.config import ConfigError
 from transfer.catalog import DatasetError
 from transfer.classification.task_setup import ENGINE
@@ -39,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--baseline", action="store_true", help="mark the result as a reference column of the report")
     parser.add_argument("--arch", default="resnet50")
     parser.add_argument("--seed", type=int, help="seed of the stochastic tasks (linear, semi-supervised)")
+    add_checkpoint_arguments(parser)
     parser.add_argument("--data-root", required=True, help="the data set's own root, e.g. .../VOCdevkit/VOC2007")
     parser.add_argument("--output", required=True, help="output folder (results.json, feature cache, checkpoints)")
     parser.add_argument("--config", help="task config YAML (default: configs/transfer/<task>.yaml)")
@@ -50,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: give either --weights ({args.weights}) or --random-init, not both", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    run = TaskRun(weights=args.weights, data_root=Path(args.data_root), output_dir=Path(args.output), arch=args.arch,
+    run = TaskRun(weights=weights_file(args.weights, args.source, args.checkpoint_format), data_root=Path(args.data_root), output_dir=Path(args.output), arch=args.arch,
                   seed=args.seed, overrides=tuple(args.overrides), config_file=args.config,
                   baseline=args.baseline or args.random_init)
     try:

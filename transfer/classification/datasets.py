@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from torchvision import datasets as tv_datasets
 
 from transfer.catalog import VOC_CLASSES, DatasetError, UnreadableImageError
+from transfer.classification.subset_lists import read_subset_names
 
 # VOC/VISSL label semantics for multi-label targets.
 PRESENT, ABSENT, DIFFICULT_ONLY = 1, 0, -1
@@ -244,9 +245,14 @@ def build_dataset(name: str, root: str | Path, split: str, transform: Callable |
 
 
 def subset_by_file_names(dataset: ImageListDataset, names_file: str | Path) -> ImageListDataset:
-    """The images of ``dataset`` whose file names are listed in ``names_file`` (SimCLR ImageNet 1%/10% lists)."""
-    names_file = require_path(Path(names_file), "subset file")
-    wanted = [line.strip() for line in Path(names_file).read_text().splitlines() if line.strip()]
+    """The images of ``dataset`` whose file names are listed in ``names_file`` (SimCLR ImageNet 1%/10% lists).
+
+    An absent ``1percent.txt``/``10percent.txt`` is read from the lists shipped with the package.
+    """
+    try:
+        wanted = read_subset_names(names_file)
+    except FileNotFoundError as error:
+        raise DatasetError(str(error)) from None
     index_of = {Path(path).name: index for index, path in enumerate(dataset.paths)}
     missing = [name for name in wanted if name not in index_of]
     if missing:

@@ -217,6 +217,7 @@ def cached_features(loaded: LoadedBackbone, arch: str, dataset_name: str, data_r
     ``skip_unreadable`` they are an error, also when the entry was made by a run that skipped them.
     """
     key = {"weights_sha256": loaded.weights_sha256 or loaded.weights, "arch": arch, "dataset": dataset_name,
+           **({"weights_source": loaded.source} if loaded.source else {}),
            "data_root": str(Path(data_root).resolve()), "split": split, "layer": config.layer,
            "transform": config.transform, "image_size": config.image_size, "dtype": config.dtype}
     cache = FeatureCache(cache_root, key)
@@ -247,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from core.config import load_config
     from core.distributed import init_distributed, shutdown_distributed
     from core.backbone import load_backbone
+    from core.checkpoint_formats import add_checkpoint_arguments
     from transfer.classification.datasets import DATASETS
 
     parser = argparse.ArgumentParser(prog="python -m transfer.classification.features", description=__doc__,
@@ -254,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--weights", help="backbone weights (.pth); omit with --random-init")
     parser.add_argument("--random-init", action="store_true", help="randomly initialised trunk (baseline)")
     parser.add_argument("--arch", default="resnet50")
+    add_checkpoint_arguments(parser)
     parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     parser.add_argument("--data-root", required=True)
     parser.add_argument("--split", required=True)
@@ -263,7 +266,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = load_config(FeatureConfig, None, args.overrides)
     context = init_distributed()
     try:
-        loaded = load_backbone(args.weights, args.arch, args.random_init)
+        loaded = load_backbone(args.weights, args.arch, args.random_init, source=args.source,
+                               format_name=args.checkpoint_format)
         cached = cached_features(loaded, args.arch, args.dataset, args.data_root, args.split, config, args.cache_dir,
                                  context.device, context.rank, context.world_size, progress=context.is_main,
                                  skipped=SkippedImages())

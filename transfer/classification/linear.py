@@ -269,6 +269,8 @@ def protocol_fingerprint(config: LinearConfig, loaded: LoadedBackbone) -> dict:
         del settings["epochs"]
     settings["features.layer"] = config.features.layer
     settings["backbone"] = loaded.weights_sha256 or loaded.weights
+    if loaded.source:  # another network of the same file (--source) is another backbone
+        settings["backbone_source"] = loaded.source
     return settings
 
 

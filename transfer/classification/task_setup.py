@@ -74,6 +74,7 @@ class TaskSetup:
 
     def config_dict(self, **extra: Any) -> dict[str, Any]:
         return {**config_to_dict(self.config), "arch": self.run.arch, "weights_format": self.loaded.source_format,
+                **({"weights_source": self.loaded.source} if self.loaded.source else {}),
                 **self.skipped.result_fields(), **extra}
 
     def write(self, split: str, metrics: dict[str, float], protocol: dict[str, Any], config: dict[str, Any],

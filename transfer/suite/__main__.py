@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from core.checkpoint_formats import add_checkpoint_arguments
 from core.config import ConfigError, load_config, resolve_config_file
 from transfer.registry import all_tasks
 from transfer.report import ReportError
@@ -38,6 +39,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--engine", choices=("auto", "detectron2", "torchvision"), help="detection engine")
     parser.add_argument("--arch", help="torchvision ResNet of the weights (default resnet50)")
     parser.add_argument("--baseline", metavar="LABEL", help="mark this backbone as a reference column (like random init)")
+    add_checkpoint_arguments(parser)
     parser.add_argument("--title", default="Barlow Twins transfer report")
     args, extra = parser.parse_known_args(argv)
     # key=value items may follow the weights; argparse sees them as weights.
@@ -54,7 +56,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def _flag_overrides(args: argparse.Namespace) -> list[str]:
     flags = {"tasks": args.tasks, "trials": args.trials, "random_init": args.random_init, "engine": args.engine,
-             "arch": args.arch, "baseline": args.baseline}
+             "arch": args.arch, "baseline": args.baseline, "source": args.source,
+             "checkpoint_format": args.checkpoint_format}
     return [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
 
 

@@ -19,6 +19,8 @@ class SuiteConfig:
     trials: int = 1  # seeds seed .. seed+trials-1 for the stochastic tasks (linear, detection)
     seed: int = 0
     arch: str = "resnet50"
+    source: str = ""  # network to take from weights files holding two (MoCo key, DINO student); empty: the evaluated one
+    checkpoint_format: str = ""  # checkpoint format for files two formats match; empty: detected
     random_init: bool = False  # add a randomly initialised backbone as a baseline column
     engine: Literal["auto", "detectron2", "torchvision"] = "auto"  # detection; auto: detectron2 when importable
     baseline: str = ""  # label of a weights file that is a reference column (the random-init column always is)

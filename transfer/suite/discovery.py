@@ -32,6 +32,8 @@ def find_dataset(data_root: Path, layout: DatasetLayout) -> tuple[Path | None, s
         if not absent:
             return candidate, ""
         reasons.append(f"{candidate / absent[0]} is missing")
+    if layout.packaged is not None:
+        return layout.packaged, ""
     if not reasons:
         tried = ", ".join(str(data_root / folder) for folder in layout.folders)
         reasons.append(f"none of {tried} exists")

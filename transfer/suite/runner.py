@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from core.atomic import atomic_write_json
 from core.backbone import RANDOM_INIT_LABEL
-from core.checkpoint import file_sha256, load_backbone_state_dict
+from core.checkpoint import WeightsFile, file_sha256, load_backbone_state_dict, weights_file
 from core.results import ResultsError, TaskResult, read_result
 from transfer.detection import UnsupportedBackboneError
 from transfer.registry import (EngineUnavailableError, TaskRun, TaskSpec, UnknownTaskError, all_tasks, choose_engine,
@@ -51,7 +51,7 @@ class Backbone:
     """One report column: a weights file, or the random-init baseline (``weights`` None)."""
 
     label: str
-    weights: str | None
+    weights: str | WeightsFile | None  # a WeightsFile when --source or --format was given
     sha256: str | None
     stats: Path | None  # the pretraining stats.jsonl next to the weights, for the report's curves
     baseline: bool = False  # a reference column (random init, or the weights named by --baseline)
@@ -95,8 +95,8 @@ def prepare_backbones(weights: Sequence[str], arch: str, labels: Sequence[str] |
         except Exception as error:  # CheckpointError names the file and the tensor
             raise SuiteError(f"weights {path} cannot be used as a {arch} backbone: {error}") from error
         stats = Path(path).parent / "stats.jsonl"
-        backbones.append(Backbone(label, str(path), file_sha256(path), stats if stats.is_file() else None,
-                                  baseline=label == baseline))
+        backbones.append(Backbone(label, path if isinstance(path, WeightsFile) else str(path), file_sha256(path),
+                                  stats if stats.is_file() else None, baseline=label == baseline))
     if random_init:
         backbones.append(Backbone(RANDOM_INIT_COLUMN, None, None, None, baseline=True))
     return backbones
@@ -181,6 +181,7 @@ def run_suite(weights: Sequence[str], data_root: str | Path, output_dir: str | P
     data_root, output_dir = Path(data_root), Path(output_dir)
     if not data_root.is_dir():
         raise SuiteError(f"data root not found: {data_root}")
+    weights = [weights_file(path, config.source or None, config.checkpoint_format or None) for path in weights]
     backbones = prepare_backbones(weights, config.arch, labels, config.random_init, config.baseline)
     selected = select_tasks(config.tasks)
     discovery = discover(data_root, [layout for task in selected for layout in task.datasets])
@@ -227,7 +228,8 @@ def _request(job: _Job, config: SuiteConfig, engine: str) -> dict[str, Any]:
     """What a finished run must match to be reused: task, seed, arch, engine, and the options it ran with."""
     overrides, config_file = config.options(job.task.name, engine)
     return {"task": job.task.name, "seed": job.seed, "arch": config.arch, "engine": engine, "overrides": overrides,
-            "config_file": config_file, "baseline": job.backbone.baseline}
+            "config_file": config_file, "baseline": job.backbone.baseline,
+            **({"source": config.source} if config.source else {})}
 
 
 def _run_job(job: _Job, discovery: Discovery, config: SuiteConfig, engine: str, cache_dir: Path,

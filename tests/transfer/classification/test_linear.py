@@ -329,6 +329,10 @@ def test_resume_refuses_another_backbone(folder, tmp_path):
     with pytest.raises(ValueError, match=r"other settings \(backbone: '0123abcd' -> '4567ef01'\)"):
         train_linear(small_config(mode="features"), other, "resnet18", "imagefolder", str(folder), tmp_path, CPU,
                      progress=False)
+    key_encoder = LoadedBackbone(build_backbone("resnet18"), "w.pth", "0123abcd", "moco", source="key")
+    with pytest.raises(ValueError, match=r"other settings \(backbone_source: None -> 'key'\)"):
+        train_linear(small_config(mode="features"), key_encoder, "resnet18", "imagefolder", str(folder), tmp_path, CPU,
+                     progress=False)
 
 
 def test_bad_protocol_values():

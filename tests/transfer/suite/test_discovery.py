@@ -3,6 +3,7 @@
 import shutil
 
 from transfer.catalog import VOC2007, VOC2012
+from transfer.classification.subset_lists import SHIPPED_DIR
 from transfer.registry import all_tasks
 from transfer.suite.discovery import discover, find_dataset
 
@@ -31,6 +32,13 @@ def test_half_copied_dataset_names_the_absent_file(demo_root, tmp_path):
 
 def test_empty_root_reports_every_dataset_missing(tmp_path):
     discovery = discover(tmp_path, every_layout())
-    assert discovery.found == {}
-    assert set(discovery.missing) == {layout.name for layout in every_layout()}
+    assert discovery.found == {"imagenet_subsets": SHIPPED_DIR}  # shipped with the package
+    assert set(discovery.missing) == {layout.name for layout in every_layout()} - {"imagenet_subsets"}
     assert str(tmp_path / "places205") in discovery.missing["places205"]
+
+
+def test_shipped_imagenet_subsets_stand_in_for_an_absent_subsets_folder(tmp_path):
+    for split in ("train", "val"):
+        (tmp_path / "imagenet" / split).mkdir(parents=True)
+    found = discover(tmp_path).found
+    assert found["imagenet_subsets"] == SHIPPED_DIR and (SHIPPED_DIR / "1percent.txt.gz").is_file()

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from core.results import TaskResult
-from transfer.catalog import IMAGENET, IMAGENET_SUBSETS, INAT2018, PLACES205, PLACES365
+from transfer.catalog import IMAGENET, INAT2018, PLACES205, PLACES365
 from transfer.classification.linear import LinearConfig, train_linear
+from transfer.classification.subset_lists import SHIPPED_DIR
 from transfer.classification.task_setup import CONFIG_DIR, ENGINE, TaskSetup
 from transfer.protocol import Protocol
 from transfer.registry import DatasetLayout, PaperColumn, PaperEntry, TaskRun, TaskSpec, register_task
@@ -21,6 +22,11 @@ class LinearTaskConfig(LinearConfig):
 
     dataset: str = "places205"
     report: str = "best"
+
+
+# SimCLR's 1% / 10% lists under the data root, else the copies shipped with the package.
+IMAGENET_SUBSETS = DatasetLayout("imagenet_subsets", ("imagenet/subsets", "ImageNet/subsets", "ILSVRC2012/subsets"),
+                                 ("1percent.txt", "10percent.txt"), packaged=SHIPPED_DIR)
 
 
 def schedule_description(config: LinearConfig) -> str:

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import sys
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -51,6 +51,7 @@ from transfer.detection.detectron2.datasets import (
 from transfer.detection.detectron2.evaluators import build_evaluator
 from transfer.detection.detectron2.results import build_task_result
 from transfer.detection.detectron2.tasks import arch_options, get_task, model_config, resolve_config_path, task_options
+from transfer.detection.detectron2.weights import WeightsError, read_detectron2_weights
 from core.results import TaskResult, write_result
 
 REMOTE_WEIGHTS_MARKER = "://"  # detectron2://, https://, manifold:// are fetched by detectron2 itself
@@ -61,8 +62,24 @@ class SetupError(ValueError):
     """The run cannot start: bad config or option, missing weights, or missing dataset."""
 
 
+class VerifiedCheckpointer(DetectionCheckpointer):
+    """``DetectionCheckpointer`` that reads ``.pkl`` weights with ``read_detectron2_weights`` (no code runs)."""
+
+    def _load_file(self, filename: str) -> dict[str, Any]:
+        if filename.endswith(".pkl"):
+            return read_detectron2_weights(filename)
+        return super()._load_file(filename)
+
+
 class Trainer(DefaultTrainer):
-    """``DefaultTrainer`` with the protocol's evaluators (VOC and COCO)."""
+    """``DefaultTrainer`` with the protocol's evaluators (VOC and COCO) and the verifying checkpointer."""
+
+    def build_hooks(self) -> list:
+        # DefaultTrainer.__init__ makes its checkpointer just before the hooks: swap in the verifying one so
+        # that both the checkpoint hook and resume_or_load use it.
+        self.checkpointer = VerifiedCheckpointer(self.checkpointer.model, self.cfg.OUTPUT_DIR,
+                                                 trainer=weakref.proxy(self))
+        return super().build_hooks()
 
     @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: str | None = None) -> DatasetEvaluator:
@@ -133,11 +150,10 @@ def check_weights(weights: str) -> None:
     if not path.is_file():
         raise SetupError(f"MODEL.WEIGHTS file not found: {weights}")
     if path.suffix == ".pkl":
-        with open(path, "rb") as handle:
-            data = pickle.load(handle, encoding="latin1")  # detectron2 itself unpickles this file next
-        if not (isinstance(data, dict) and "model" in data and data.get("matching_heuristics")):
-            raise SetupError(f"{weights} lacks 'matching_heuristics': detectron2 would match no torchvision-style "
-                             "names and silently train from random weights; convert it with tools/convert_to_d2.py")
+        try:
+            read_detectron2_weights(path)  # safe unpickling; VerifiedCheckpointer reads it the same way
+        except WeightsError as error:
+            raise SetupError(str(error)) from None
 
 
 def register_from_args(args: argparse.Namespace) -> None:
@@ -195,7 +211,7 @@ def execute(cfg: CfgNode, args: argparse.Namespace) -> tuple[CfgNode, dict | Non
     default_setup(cfg, args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        VerifiedCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         return cfg, Trainer.test(cfg, model)
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)

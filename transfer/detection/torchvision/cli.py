@@ -10,6 +10,7 @@ import sys
 from typing import Sequence
 
 from core.checkpoint import CheckpointError
+from core.checkpoint_formats import add_checkpoint_arguments
 from core.config import ConfigError, resolve_config_file
 from core.resume import ResumeError
 from transfer.detection.torchvision.config import load_detection_config
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--config-file", help="YAML config (see configs/torchvision_detection/)")
     source.add_argument("--task", choices=sorted(TASKS), help="use the protocol config of a task")
     parser.add_argument("--weights", help="pretrained backbone (exported <arch>.pth or any supported checkpoint)")
+    add_checkpoint_arguments(parser)
     parser.add_argument("--data-root", help="dataset root: the VOCdevkit directory, or the coco directory")
     parser.add_argument("--output-dir", help="where config, checkpoint and results.json go")
     parser.add_argument("--seed", type=int, help="random seed")
@@ -55,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config_name, task_overrides = TASKS[args.task]
         config_path, overrides = CONFIG_DIR / config_name, list(task_overrides)
     overrides += [_quoted(key, value) for key, value in (("model.weights", args.weights), ("data.root", args.data_root),
+                                                          ("model.weights_source", args.source),
+                                                          ("model.weights_format", args.checkpoint_format),
                                                           ("output_dir", args.output_dir), ("seed", args.seed))
                   if value is not None]
     if args.random_init:

@@ -46,6 +46,8 @@ class ModelConfig:
     meta_arch: Literal["faster_rcnn", "mask_rcnn"] = "faster_rcnn"
     arch: str = "resnet50"
     weights: str | None = None
+    weights_source: str | None = None  # network of a file holding two (``--source``); None: the evaluated one
+    weights_format: str | None = None  # checkpoint format, for a file two formats match (``--format``)
     random_init: bool = False  # train from scratch instead of loading ``weights``
     norm: Literal["syncbn", "bn", "frozen_bn"] = "syncbn"
     trainable_layers: int = 5  # 5 = every stage trains (detectron2 FREEZE_AT 0)

@@ -39,7 +39,7 @@ def build_resnet(model: ModelConfig) -> nn.Module:
     resnet = getattr(torchvision.models, model.arch)(weights=None, norm_layer=NORM_LAYERS[model.norm])
     if model.random_init:
         return resnet
-    state, _ = load_backbone_state_dict(model.weights, model.arch)
+    state, _ = load_backbone_state_dict(model.weights, model.arch, model.weights_source, model.weights_format)
     if model.norm == "frozen_bn":  # FrozenBatchNorm2d has no step counter
         state = {key: value for key, value in state.items() if not key.endswith("num_batches_tracked")}
     incompatible = resnet.load_state_dict(state, strict=False)

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+from core.checkpoint import WeightsFile
 from core.config import resolve_config_file, shipped_config_dir
 from transfer.detection import UnsupportedBackboneError  # noqa: F401  (raised by both engines; the suite skips)
 from transfer.detection.torchvision.config import load_detection_config
@@ -41,10 +42,12 @@ def run_detection(task: str, weights: str | None, data_root: str, output_dir: st
     if task not in TASKS:
         raise ValueError(f"unknown detection task '{task}'; known: {', '.join(TASKS)}")
     config_name, task_overrides = TASKS[task]
+    weights_choices = {"source": weights.source, "format": weights.format} if isinstance(weights, WeightsFile) else {}
     config = load_detection_config(resolve_config_file(config_file, CONFIG_DIR) if config_file is not None else CONFIG_DIR / config_name, [
         *task_overrides, f"data.root={json.dumps(str(data_root))}", f"output_dir={json.dumps(str(output_dir))}",
         f"seed={seed}", f"model.random_init={str(random_init).lower()}", f"baseline={str(baseline).lower()}",
         *([f"model.weights={json.dumps(str(weights))}"] if weights is not None else []),
+        *(f"model.weights_{key}={json.dumps(value)}" for key, value in weights_choices.items() if value),
         *([f"model.arch={arch}"] if arch is not None else []), *overrides])
     result = train_and_evaluate(config)
     if result is None:

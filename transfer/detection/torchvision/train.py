@@ -189,7 +189,8 @@ def build_result(config: DetectionConfig, solver: SolverConfig, context: Distrib
     recorded.update({
         "scaled_solver": dataclasses.asdict(solver), "world_size": context.world_size,
         "metric_definitions": METRIC_DEFINITIONS[config.data.format],
-        "weights_format": load_backbone_state_dict(weights, config.model.arch)[1] if use_weights else None,
+        "weights_format": load_backbone_state_dict(weights, config.model.arch, config.model.weights_source,
+                                                   config.model.weights_format)[1] if use_weights else None,
     })
     return TaskResult(
         task=config.task, dataset=config.data.dataset_name, split=config.data.split_name,

@@ -64,15 +64,15 @@ def input_layouts(state):
     pretrain_checkpoint = {"format": PRETRAIN_CHECKPOINT_FORMAT, "model": {**backbone, **projector},
                            "optimizer": {"state": {}, "param_groups": []}, "epoch": 2}
     return {
-        "exported-resnet50.pth": (pretrain_checkpoint, "torchvision-state-dict"),
+        "exported-resnet50.pth": (pretrain_checkpoint, "torchvision"),
         "pretrain-checkpoint": (pretrain_checkpoint, "pretrain-checkpoint"),
-        "official-resnet50.pth": (trunk(state), "torchvision-state-dict"),
+        "official-resnet50.pth": (trunk(state), "torchvision"),
         "official-checkpoint.pth": ({"epoch": 1000,
                                      "model": official_model,
                                      "optimizer": {"state": {0: {"momentum_buffer": torch.zeros(3)}},
                                                    "param_groups": [{"lr": 0.2, "params": [0]}]}},
-                                    "official-checkpoint"),
-        "torchvision-with-fc": (state, "torchvision-state-dict"),
+                                    "ddp-backbone"),
+        "torchvision-with-fc": (state, "torchvision"),
     }
 
 

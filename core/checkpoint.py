@@ -11,11 +11,16 @@ Supported inputs for ``load_backbone_state_dict`` (detected, not declared):
 * a ``{"state_dict": ...}`` wrapper around any of the state dicts above.
 
 Files are read with ``torch.load(weights_only=True)``: a file that needs arbitrary unpickling is refused.
+
+Generations: ``save_checkpoint(..., keep_previous=True)`` renames the existing file to ``<stem>.prev<suffix>``
+(``checkpoint.prev.pth``) before the new one takes its name, and ``load_latest_checkpoint`` falls back to that
+previous generation when the newest is missing, unreadable or rejected by the caller's check.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import pickle
 import zipfile
 from pathlib import Path
@@ -24,18 +29,61 @@ from typing import Any, Callable, Mapping, NamedTuple
 import torch
 
 from core.atomic import atomic_write
+from core.cli import UserError
+
+logger = logging.getLogger(__name__)
 
 PRETRAIN_CHECKPOINT_FORMAT = "barlowtwins-pretrain-checkpoint"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint file is missing, unreadable, of an unknown kind, or lacks required tensors."""
 
 
-def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:
-    """Saves ``state`` with ``torch.save`` atomically (temporary file, fsync, rename)."""
-    with atomic_write(path, mode="wb") as handle:
+def save_checkpoint(state: Mapping[str, Any], path: str | Path, keep_previous: bool = False) -> None:
+    """Saves ``state`` with ``torch.save`` atomically (temporary file, fsync, rename).
+
+    ``keep_previous`` keeps the file it replaces as ``previous_generation(path)``. A full disk raises
+    ``core.cli.DiskFullError`` and leaves both generations as they were.
+    """
+    with atomic_write(path, mode="wb", keep_previous=previous_generation(path) if keep_previous else None) as handle:
         torch.save(dict(state), handle)
+
+
+def previous_generation(path: str | Path) -> Path:
+    """Where ``save_checkpoint(keep_previous=True)`` keeps the generation before ``path``: ``x.pth`` -> ``x.prev.pth``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def load_latest_checkpoint(path: str | Path, check: Callable[[dict[str, Any], str], None] | None = None,
+                           ) -> tuple[dict[str, Any], Path] | None:
+    """The newest usable generation of ``path`` and its file: ``path``, else ``previous_generation(path)``.
+
+    A generation is usable when it loads and ``check(checkpoint, source)`` does not raise ``CheckpointError``.
+    Falling back is logged in one line. Returns None when neither file exists; raises ``CheckpointError``
+    naming both when no existing generation is usable.
+    """
+    path = Path(path)
+    problems = []
+    for candidate in (path, previous_generation(path)):
+        if not candidate.is_file():
+            continue
+        try:
+            checkpoint = load_checkpoint(candidate)
+            if check is not None:
+                check(checkpoint, str(candidate))
+        except CheckpointError as error:
+            problems.append(str(error))
+            continue
+        if candidate != path:
+            logger.warning("%s; resuming from the previous generation %s",
+                           problems[0] if problems else f"{path} is missing", candidate)
+        return checkpoint, candidate
+    if problems:
+        raise CheckpointError(f"no usable checkpoint generation: {'; '.join(problems)}; move the files away to "
+                              f"start again, or choose another output folder")
+    return None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from core.cli import UserError
 from pretrain.signals import ignore_preemption_signals
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ MAX_REPLACEMENT_ATTEMPTS = 100
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """The training data folder is missing, empty, or holds no readable image."""
 
 

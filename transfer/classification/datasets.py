@@ -21,6 +21,8 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import datasets as tv_datasets
 
+from core.cli import UserError
+
 VOC_CLASSES: tuple[str, ...] = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
     "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
@@ -29,7 +31,7 @@ VOC_CLASSES: tuple[str, ...] = (
 PRESENT, ABSENT, DIFFICULT_ONLY = 1, 0, -1
 
 
-class DatasetError(FileNotFoundError):
+class DatasetError(UserError, FileNotFoundError):
     """A data set root, split file or image is missing or unreadable."""
 
 

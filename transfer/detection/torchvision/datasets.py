@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
+from core.cli import UserError
 from transfer.detection.torchvision.config import DataConfig
 
 VOC_CLASSES = (
@@ -26,7 +27,7 @@ VOC_CLASSES = (
 )
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset path, split file or annotation is missing or malformed."""
 
 

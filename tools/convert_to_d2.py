@@ -5,7 +5,7 @@
 
 INPUT: this project's exported ``<arch>.pth`` or pretraining checkpoint, the official Barlow Twins
 ``resnet50.pth`` / ``checkpoint.pth``, or any torchvision ResNet state dict (``fc`` is dropped).
-Exits with status 1 and a message naming the problem when the input is not a complete ``--arch``.
+Exits with status 2 and a one-line message naming the problem when the input is not a complete ``--arch``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ _REPO_ROOT = str(Path(__file__).resolve().parents[1])
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
-from core.checkpoint import CheckpointError  # noqa: E402
+from core.cli import run_cli  # noqa: E402
 from transfer.detection.detectron2.convert import ARCHITECTURES, ConversionError, convert_checkpoint  # noqa: E402
 
 CHECK_CHOICES = {"auto": None, "yes": True, "no": False}
@@ -40,15 +40,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point: prints a summary; exit status 1 on bad input."""
+    """CLI entry point: prints a summary; exit status 2 on bad input (one line naming it)."""
     args = parse_args(argv)
-    try:
+
+    def run() -> int:
         summary = convert_checkpoint(args.input, args.output, CHECK_CHOICES[args.detectron2_check], args.arch)
-    except (CheckpointError, ConversionError) as error:
-        print(f"convert_to_d2.py: error: {error}", file=sys.stderr)
-        return 1
-    print(summary.describe())
-    return 0
+        print(summary.describe())
+        return 0
+
+    return run_cli(run, user_errors=(ConversionError,), prog="convert_to_d2.py")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from typing import Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from core.checkpoint import file_sha256  # noqa: E402
+from core.cli import run_cli  # noqa: E402
 from pretrain.export import export_backbone  # noqa: E402
 
 
@@ -28,14 +29,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("output", type=Path, help="where to write the backbone state dict (.pth)")
     parser.add_argument("--arch", default="resnet50", help="torchvision ResNet name (default resnet50)")
     args = parser.parse_args(argv)
-    try:
+
+    def run() -> int:
         source_format = export_backbone(args.checkpoint, args.output, arch=args.arch)
-    except ValueError as error:  # CheckpointError, or an unknown --arch
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"{args.checkpoint} ({source_format}) -> {args.output} ({args.arch} backbone, "
-          f"sha256 {file_sha256(args.output)[:12]})")
-    return 0
+        print(f"{args.checkpoint} ({source_format}) -> {args.output} ({args.arch} backbone, "
+              f"sha256 {file_sha256(args.output)[:12]})")
+        return 0
+
+    return run_cli(run, user_errors=(ValueError,))  # ValueError: an unknown --arch
 
 
 if __name__ == "__main__":

@@ -16,9 +16,8 @@ import logging
 import sys
 from typing import Sequence
 
-from core.config import ConfigError
-from core.checkpoint import CheckpointError
-from transfer.classification.datasets import DatasetError
+from core.cli import run_cli
+from core.results import ResultsError
 from transfer.classification.tasks import CLASSIFICATION_TASKS
 
 
@@ -37,15 +36,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.weights and not args.random_init:
         parser.error("give --weights or --random-init")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
+
+    def run() -> int:
         result = CLASSIFICATION_TASKS[args.task](args.weights, args.data_root, args.output, arch=args.arch,
                                                  random_init=args.random_init, config_path=args.config,
                                                  overrides=args.overrides)
-    except (ConfigError, CheckpointError, DatasetError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps({"task": result.task, "metrics": result.metrics, "results": f"{args.output}/results.json"}))
-    return 0
+        print(json.dumps({"task": result.task, "metrics": result.metrics, "results": f"{args.output}/results.json"}))
+        return 0
+
+    # FileNotFoundError/ValueError: a missing --config file or data path, an unknown --arch (as before).
+    return run_cli(run, user_errors=(ResultsError, FileNotFoundError, ValueError))
 
 
 if __name__ == "__main__":

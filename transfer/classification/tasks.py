@@ -21,6 +21,7 @@ import torch
 
 from core.config import config_to_dict, load_config, resolve_config_file, shipped_config_dir
 from core.distributed import DistributedContext, init_distributed
+from core.lock import OutputLock
 from core.backbone import LoadedBackbone, load_backbone
 from transfer.classification.datasets import build_dataset
 from transfer.classification.features import FeatureConfig, cached_features
@@ -117,6 +118,7 @@ class _Run:
         self.task, self.arch, self.output_dir = task, arch, Path(output_dir)
         self.config = load_task_config(cls, task, config_path, overrides, keyword_overrides)
         self.context = current_context()
+        self.output_lock = OutputLock(self.output_dir, task, self.context)  # held while this run exists
         self.loaded = load_backbone(weights, arch, random_init)
 
     def features(self, data_root: str, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from core.atomic import atomic_write_json
 from core.checkpoint import file_sha256, load_backbone_state_dict
+from core.lock import locks_output
 from core.backbone import RANDOM_INIT_LABEL
 from transfer.report import write_report
 from core.results import ResultsError, TaskResult, read_result
@@ -152,6 +153,7 @@ def runnable_tasks(config: SuiteConfig, discovery: Discovery) -> tuple[list[Suit
     return runnable, skipped
 
 
+@locks_output("output_dir", "transfer suite")  # tasks lock their own sub-folders
 def run_suite(weights: Sequence[str], data_root: str | Path, output_dir: str | Path, config: SuiteConfig,
               labels: Sequence[str] | None = None, title: str = "Barlow Twins transfer report",
               progress: bool = True) -> SuiteOutcome:

@@ -71,7 +71,7 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     try:
         data = load_yaml(path.read_text())
     except yaml.YAMLError as error:
-        raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
+        raise ConfigError(f"config file {path} is not valid YAML: {_one_line(error)}") from error
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -113,7 +113,12 @@ def _parse_value(raw_value: str, override: str) -> Any:
     try:
         return load_yaml(raw_value)
     except yaml.YAMLError as error:
-        raise ConfigError(f"override '{override}': the value is not valid YAML ({error})") from error
+        raise ConfigError(f"override '{override}': the value is not valid YAML ({_one_line(error)})") from error
+
+
+def _one_line(error: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message (with a source excerpt and a caret) as one line."""
+    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip() and line.strip() != "^")
 
 
 def _set_dotted(cls: type, values: dict[str, Any], parts: list[str], value: Any, source: str, prefix: str = "") -> None:

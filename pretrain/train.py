@@ -90,7 +90,8 @@ class Run:
     checkpoint_path: Path
     step: int = 0
     skipped_images: int = 0
-    saved: str | None = None  # the last good checkpoint on disk, as "FILE (step N)"
+    saved_file: Path | None = None  # the last good checkpoint on disk (checkpoint.pth, or .prev.pth after a fallback)
+    saved_step: int = 0
 
     @property
     def total_steps(self) -> int:
@@ -102,16 +103,21 @@ class Run:
         every process (all hold the same weights) and is not written."""
         problem = divergence(self.model.state_dict().values(), optimizer_tensors(self.optimizer))
         if problem:
-            kept = f"{self.saved} is the last good checkpoint" if self.saved else "no checkpoint was saved yet"
+            kept = f"{self.last_good()} is the last good checkpoint"
             raise TrainingDivergedError(
                 f"step {self.step}: {problem}; not saved, {kept}. Lower optim.lr_weights/optim.lr_biases (or use "
                 f"precision=fp32) and rerun the same command to resume from it.")
         if self.context.is_main:
             save_checkpoint(build_checkpoint(self.model, self.optimizer, self.scaler, self.step, self.steps_per_epoch,
                                              self.skipped_images, config_to_dict(self.config)),
-                            self.checkpoint_path, keep_previous=True)
-        self.saved = f"{self.checkpoint_path} (step {self.step})"
+                            # after a fallback, checkpoint.pth is the bad file: replace it, keep the good .prev
+                            self.checkpoint_path, keep_previous=self.saved_file in (None, self.checkpoint_path))
+        self.saved_file, self.saved_step = self.checkpoint_path, self.step
         barrier(self.context)
+
+    def last_good(self) -> str:
+        """The last good checkpoint, for messages: ``FILE (step N)``."""
+        return f"{self.saved_file} (step {self.saved_step})" if self.saved_file else "no checkpoint (none saved yet)"
 
 
 def pretrain(config: PretrainConfig, callbacks: Sequence[EpochCallback] = ()) -> Outcome:
@@ -183,12 +189,11 @@ def _build_run(config: PretrainConfig, context: DistributedContext, steps_per_ep
     precision = resolve_precision(config.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     checkpoint_path = Path(config.output_dir) / CHECKPOINT_FILE
-    step, skipped, saved = 0, 0, None
+    step, skipped, source = 0, 0, None
     latest = load_latest_checkpoint(checkpoint_path, check=check_checkpoint_health)
     if latest is not None:
         checkpoint, source = latest
         step, skipped = restore_checkpoint(checkpoint, model, optimizer, scaler, steps_per_epoch, str(source))
-        saved = f"{source} (step {step})"
         changes = changed_settings(checkpoint.get("config", {}), config_to_dict(config), RUNTIME_ONLY_KEYS)
         logger.info("resuming from %s at step %d (epoch %d)", source, step, step // steps_per_epoch)
         if changes:
@@ -201,7 +206,7 @@ def _build_run(config: PretrainConfig, context: DistributedContext, steps_per_ep
     logger.info("precision %s on %s, %d process(es), %d steps per epoch", precision, device, context.world_size,
                 steps_per_epoch)
     return Run(config, context, model, network, optimizer, scaler, PRECISIONS[precision], steps_per_epoch,
-               checkpoint_path, step=step, skipped_images=skipped, saved=saved)
+               checkpoint_path, step=step, skipped_images=skipped, saved_file=source, saved_step=step)
 
 
 @dataclass
@@ -295,7 +300,7 @@ def _checked_loss(loss: torch.Tensor, nonfinite_losses: torch.Tensor, run: Run) 
     if count or not math.isfinite(value):
         raise NonFiniteLossError(
             f"the loss became NaN/inf ({count} non-finite step(s) before step {run.step}, last loss {value}); "
-            f"stopped without saving; {run.saved or 'no checkpoint was saved yet'} keeps the last good state. "
+            f"stopped without saving; {run.last_good()} keeps the last good state. "
             f"Lower optim.lr_weights/optim.lr_biases or use precision=fp32, then rerun to resume from it.")
     return value
 

@@ -81,11 +81,16 @@ def test_corrupt_newest_generation_resumes_from_the_previous(image_folder, tmp_p
     assert (load(output / "checkpoint.pth")["step"], load(previous_generation(output / "checkpoint.pth"))["step"]) \
         == (4, 3)
     (output / "checkpoint.pth").write_bytes(b"PK\x03\x04 truncated")
-    config.stop_after_steps = None
+    config.stop_after_steps = 1
     with caplog.at_level("WARNING"):
-        assert pretrain(config) == "completed"
+        assert pretrain(config) == "preempted"
     fallbacks = [record.message for record in caplog.records if "previous generation" in record.message]
     assert len(fallbacks) == 1 and "checkpoint.prev.pth" in fallbacks[0]
+    # The corrupt file was replaced, not rotated into the previous generation: that stays the good step 3.
+    assert (load(output / "checkpoint.pth")["step"], load(previous_generation(output / "checkpoint.pth"))["step"]) \
+        == (4, 3)
+    config.stop_after_steps = None
+    assert pretrain(config) == "completed"
     assert load(output / "checkpoint.pth")["step"] == 6
 
 

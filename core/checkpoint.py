@@ -5,6 +5,10 @@
 unpickler), detects its layout among ``core.checkpoint_formats.CHECKPOINT_FORMATS`` (this project's
 checkpoints, torchvision/timm, MoCo, MoCo v3, SwAV, DINO, VICReg(L), Barlow Twins, VISSL, solo-learn,
 lightly, mmselfsup; see docs/checkpoints.md) and checks every tensor of the target ResNet.
+
+Generations: ``save_checkpoint(..., keep_previous=True)`` renames the existing file to ``<stem>.prev<suffix>``
+(``checkpoint.prev.pth``) before the new one takes its name, and ``load_latest_checkpoint`` falls back to that
+previous generation when the newest is missing, unreadable or rejected by the caller's check.
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import logging
 import os
 import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -26,12 +31,15 @@ from core.atomic import atomic_write
 from core.backbone_extraction import CheckpointLayoutError, Extraction, detect_format, extract_backbone
 from core.checkpoint_formats import CHECKPOINT_FORMATS, PRETRAIN_CHECKPOINT_FORMAT  # noqa: F401  (re-exported)
 from core.safe_pickle import UnsafePickleError, load_safe_pickle
+from core.cli import UserError
+
+logger = logging.getLogger(__name__)
 
 SAFETENSORS_SUFFIX = ".safetensors"
 PICKLE_SUFFIX = ".pkl"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint file is missing, unreadable, of an unknown kind, or lacks required tensors."""
 
 
@@ -62,12 +70,6 @@ def weights_file(path: str | Path | None, source: str | None = None,
     return WeightsFile(str(path), source, format_name)
 
 
-def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:
-    """Saves ``state`` with ``torch.save`` atomically (temporary file, fsync, rename)."""
-    with atomic_write(path, mode="wb") as handle:
-        torch.save(dict(state), handle)
-
-
 def _never_called(*args: Any, **kwargs: Any) -> None:
     """Stands in for a function a checkpoint references but that loading never calls."""
     raise RuntimeError("a stand-in for a function pickled in a checkpoint was called")
@@ -81,6 +83,52 @@ HARMLESS_GLOBALS: list[Any] = [
     *((_never_called, f"{module}.exclude_bias_and_norm")
       for module in ("__main__", "main_vicreg", "main_vicregl", "optimizers")),
 ]
+
+
+def save_checkpoint(state: Mapping[str, Any], path: str | Path, keep_previous: bool = False) -> None:
+    """Saves ``state`` with ``torch.save`` atomically (temporary file, fsync, rename).
+
+    ``keep_previous`` keeps the file it replaces as ``previous_generation(path)``. A full disk raises
+    ``core.cli.DiskFullError`` and leaves both generations as they were.
+    """
+    with atomic_write(path, mode="wb", keep_previous=previous_generation(path) if keep_previous else None) as handle:
+        torch.save(dict(state), handle)
+
+
+def previous_generation(path: str | Path) -> Path:
+    """Where ``save_checkpoint(keep_previous=True)`` keeps the generation before ``path``: ``x.pth`` -> ``x.prev.pth``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def load_latest_checkpoint(path: str | Path, check: Callable[[dict[str, Any], str], None] | None = None,
+                           ) -> tuple[dict[str, Any], Path] | None:
+    """The newest usable generation of ``path`` and its file: ``path``, else ``previous_generation(path)``.
+
+    A generation is usable when it loads and ``check(checkpoint, source)`` does not raise ``CheckpointError``.
+    Falling back is logged in one line. Returns None when neither file exists; raises ``CheckpointError``
+    naming both when no existing generation is usable.
+    """
+    path = Path(path)
+    problems = []
+    for candidate in (path, previous_generation(path)):
+        if not candidate.is_file():
+            continue
+        try:
+            checkpoint = load_checkpoint(candidate)
+            if check is not None:
+                check(checkpoint, str(candidate))
+        except CheckpointError as error:
+            problems.append(str(error))
+            continue
+        if candidate != path:
+            logger.warning("%s; resuming from the previous generation %s",
+                           problems[0] if problems else f"{path} is missing", candidate)
+        return checkpoint, candidate
+    if problems:
+        raise CheckpointError(f"no usable checkpoint generation: {'; '.join(problems)}; move the files away to "
+                              f"start again, or choose another output folder")
+    return None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

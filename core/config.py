@@ -3,12 +3,19 @@
 A stage declares its options as a (possibly nested) ``@dataclass`` with defaults. ``load_config``
 reads a YAML mapping, applies command-line overrides (dotted keys reach nested dataclasses,
 ``optim.lr=0.3``), and checks every key and value against the dataclass, so a typo or a wrong type
-fails before any work starts, with a message naming the key and where it came from.
+fails before any work starts, with a message naming the key and where it came from (the file, or the
+command-line override).
+
+Numbers are read as Python reads them (``core.yaml_loader``): ``1e-6``, ``1E6``, ``.5`` and ``-1e+30`` are
+floats, not the strings of YAML 1.1. A float key accepts any finite number (an int too, or a string that
+``float()`` reads); NaN and infinity are refused, since no option of this project means anything with them.
+An int key refuses ``1.5``; a string key given a number keeps the text as written (``1e-6`` stays "1e-6").
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -16,10 +23,13 @@ from typing import Any, Sequence, TypeVar, Union
 
 import yaml
 
+from core.cli import UserError
+from core.yaml_loader import NumberText, load_yaml, plain
+
 ConfigT = TypeVar("ConfigT")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration file or override is malformed, names an unknown key, or has a wrong type."""
 
 
@@ -37,13 +47,16 @@ def load_config(cls: type[ConfigT], path: str | Path | None = None, overrides: S
     (``epochs=10``, ``projector=512-512``, ``sizes=[480,512]``, ``name=null``).
     """
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}  # dotted key -> the override that set it (else the file, or "defaults")
     if path is not None:
         values = _read_yaml_mapping(Path(path))
         _check_keys(cls, values, source=str(path))
     for override in overrides:
         key, raw_value = _split_override(override)
-        _set_dotted(cls, values, key.split("."), _parse_value(raw_value, override), source=f"override '{override}'")
-    return _build(cls, values, source=str(path) if path is not None else "overrides", prefix="")
+        source = f"override '{override}'"
+        _set_dotted(cls, values, key.split("."), _parse_value(raw_value, override), source=source)
+        sources[key] = source
+    return _build(cls, values, _Sources(sources, str(path) if path is not None else "overrides"), prefix="")
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -63,9 +76,9 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as error:
-        raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
+        raise ConfigError(f"config file {path} is not valid YAML: {_one_line(error)}") from error
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -105,9 +118,14 @@ def _unknown_key_message(cls: type, dotted_key: str, source: str) -> str:
 
 def _parse_value(raw_value: str, override: str) -> Any:
     try:
-        return yaml.safe_load(raw_value)
+        return load_yaml(raw_value)
     except yaml.YAMLError as error:
-        raise ConfigError(f"override '{override}': the value is not valid YAML ({error})") from error
+        raise ConfigError(f"override '{override}': the value is not valid YAML ({_one_line(error)})") from error
+
+
+def _one_line(error: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message (with a source excerpt and a caret) as one line."""
+    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip() and line.strip() != "^")
 
 
 def _set_dotted(cls: type, values: dict[str, Any], parts: list[str], value: Any, source: str, prefix: str = "") -> None:
@@ -127,7 +145,30 @@ def _set_dotted(cls: type, values: dict[str, Any], parts: list[str], value: Any,
     _set_dotted(field_type, nested, parts[1:], value, source, prefix=f"{prefix}{head}.")
 
 
-def _build(cls: type[ConfigT], values: dict[str, Any], source: str, prefix: str) -> ConfigT:
+@dataclasses.dataclass(frozen=True)
+class _Sources:
+    """Where each value came from: the override that set a dotted key, else ``default`` (the file)."""
+
+    overrides: dict[str, str]
+    default: str
+
+    def of(self, dotted_key: str) -> str:
+        parts = dotted_key.split(".")
+        for end in range(len(parts), 0, -1):  # an override of a whole section covers its keys
+            source = self.overrides.get(".".join(parts[:end]))
+            if source is not None:
+                return source
+        return self.default
+
+    def of_message(self, message: str, prefix: str) -> str:
+        """The source of the key a section's validation message names (``config key 'optim.eta' ...``)."""
+        for key, source in self.overrides.items():
+            if key.startswith(prefix) and (f"'{key}'" in message or f"{key} " in message):
+                return source
+        return self.default
+
+
+def _build(cls: type[ConfigT], values: dict[str, Any], sources: _Sources, prefix: str) -> ConfigT:
     hints = _resolved_types(cls)
     kwargs: dict[str, Any] = {}
     for name, field in _fields(cls).items():
@@ -136,21 +177,22 @@ def _build(cls: type[ConfigT], values: dict[str, Any], source: str, prefix: str)
         if dataclasses.is_dataclass(expected):
             nested_values = values.get(name, {})
             if not isinstance(nested_values, dict):
-                raise ConfigError(f"config key '{dotted}' must be a mapping, got {nested_values!r} ({source})")
-            kwargs[name] = _build(expected, nested_values, source, prefix=dotted + ".")
+                raise ConfigError(f"config key '{dotted}' must be a mapping, got {plain(nested_values)!r} "
+                                  f"({sources.of(dotted)})")
+            kwargs[name] = _build(expected, nested_values, sources, prefix=dotted + ".")
         elif name in values:
-            kwargs[name] = _coerce(values[name], expected, dotted, source)
+            kwargs[name] = _coerce(values[name], expected, dotted, sources.of(dotted))
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"invalid config ({source}): {error}") from error
+        raise ConfigError(f"invalid config ({sources.of_message(str(error), prefix)}): {error}") from error
 
 
 def _coerce(value: Any, expected: Any, key: str, source: str) -> Any:
     """Returns ``value`` as type ``expected`` or raises ``ConfigError`` naming the key."""
     origin = typing.get_origin(expected)
     if expected is Any:
-        return value
+        return plain(value)
     if origin in (Union, types.UnionType):
         options = typing.get_args(expected)
         if value is None and type(None) in options:
@@ -163,10 +205,11 @@ def _coerce(value: Any, expected: Any, key: str, source: str) -> Any:
                 return _coerce(value, option, key, source)
             except ConfigError as error:
                 errors.append(str(error))
-        raise ConfigError(f"config key '{key}' has value {value!r}, expected {_type_name(expected)} ({source})")
+        raise ConfigError(f"config key '{key}' has value {plain(value)!r}, expected {_type_name(expected)} "
+                          f"({source})")
     if origin is typing.Literal:
         if value in typing.get_args(expected):
-            return value
+            return plain(value)
         choices = ", ".join(repr(choice) for choice in typing.get_args(expected))
         raise ConfigError(f"config key '{key}' has value {value!r}, expected one of {choices} ({source})")
     if origin in (list, tuple):
@@ -183,14 +226,32 @@ def _coerce(value: Any, expected: Any, key: str, source: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"config key '{key}' has value {value!r}, expected a mapping ({source})")
-        return dict(value)
-    if expected is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        return plain(dict(value))
+    if expected is float:
+        return _finite_float(value, key, source)
     if expected is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)  # YAML reads "8192-8192" as str but "2048" as int
+        # YAML reads "8192-8192" as str but "2048" as int; keep the text as written ("1e-6", not "1e-06").
+        return value.text if isinstance(value, NumberText) else str(value)
     if isinstance(expected, type) and isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
-        return value
-    raise ConfigError(f"config key '{key}' has value {value!r}, expected {_type_name(expected)} ({source})")
+        return plain(value)
+    raise ConfigError(f"config key '{key}' has value {plain(value)!r}, expected {_type_name(expected)} ({source})")
+
+
+def _finite_float(value: Any, key: str, source: str) -> float:
+    """``value`` as a finite float: a number, or a string that ``float()`` reads; refuses NaN and infinity."""
+    number = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+    if number is None:
+        raise ConfigError(f"config key '{key}' has value {value!r}, expected float ({source})")
+    if not math.isfinite(number):
+        raise ConfigError(f"config key '{key}' has value {number}, expected a finite float ({source})")
+    return number
 
 
 def _type_name(expected: Any) -> str:
@@ -204,7 +265,7 @@ def _to_plain(value: Any) -> Any:
         return [_to_plain(item) for item in value]
     if isinstance(value, Path):
         return str(value)
-    return value
+    return plain(value)
 
 
 def shipped_config_dir(module_file: str) -> Path:

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from core.cli import UserError
 
-class ResumeError(ValueError):
+
+class ResumeError(UserError, ValueError):
     """A checkpoint was made with other settings; the message names every differing key and both values."""
 
 

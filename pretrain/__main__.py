@@ -1,7 +1,8 @@
 """Command line: ``python -m pretrain CONFIG [key=value ...]`` (one process, or one per GPU under torchrun).
 
-Exit codes: 0 training complete; 2 bad input (config key/type, data folder, checkpoint), reported before
-any training; 3 the loss became NaN/inf (``checkpoint.pth`` keeps the last good state); 75 stopped by
+Exit codes: 0 training complete; 2 bad input (config key/type, data folder, checkpoint), a busy or unusable
+output folder, or a full disk, reported in one line; 3 training diverged (NaN/inf loss, or NaN/inf/exploded
+weights): nothing poisoned was saved, ``checkpoint.pth`` keeps the last good state; 75 stopped by
 SIGTERM/SIGUSR1 or ``stop_after_steps`` after saving a checkpoint (rerun the same command to resume).
 """
 
@@ -13,16 +14,15 @@ import os
 import sys
 from typing import Sequence
 
-from core.checkpoint import CheckpointError
-from core.config import ConfigError, load_config, resolve_config_file
-from pretrain.data import DataError
+from core.cli import run_cli
+from core.config import load_config, resolve_config_file
 from pretrain.knn_monitor import KnnMonitor
 from pretrain.pretrain_config import CONFIG_DIR, PretrainConfig
 from pretrain.signals import EXIT_PREEMPTED
-from pretrain.train import NonFiniteLossError, pretrain
+from pretrain.train import pretrain
+from pretrain.training_state import TrainingDivergedError
 
-EXIT_BAD_INPUT = 2
-EXIT_NONFINITE_LOSS = 3
+EXIT_DIVERGED = 3
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -45,16 +45,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs pretraining and returns the process exit code (see the module docstring)."""
     args = parse_args(argv)
     configure_logging()
-    try:
+
+    def run() -> int:
         config = load_config(PretrainConfig, resolve_config_file(args.config, CONFIG_DIR), args.overrides)
-        outcome = pretrain(config, callbacks=[KnnMonitor(config.knn, config.data.image_size)])
-    except (ConfigError, DataError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except NonFiniteLossError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_NONFINITE_LOSS
-    return EXIT_PREEMPTED if outcome == "preempted" else 0
+        try:
+            outcome = pretrain(config, callbacks=[KnnMonitor(config.knn, config.data.image_size)])
+        except TrainingDivergedError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_DIVERGED
+        return EXIT_PREEMPTED if outcome == "preempted" else 0
+
+    return run_cli(run)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from core.cli import UserError
 from core.sampling import EpochBatchSampler, SampleKey, sample_seed, seeded_randomness  # noqa: F401 (re-exported)
 from pretrain.signals import ignore_preemption_signals
 
@@ -35,7 +36,7 @@ MAX_REPLACEMENT_ATTEMPTS = 100
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """The training data folder is missing, empty, or holds no readable image."""
 
 

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from core.backbone import BACKBONES
 from core.config import shipped_config_dir
 
 CONFIG_DIR = shipped_config_dir(__file__)  # the shipped recipes (configs/pretrain in the repository)
@@ -27,6 +28,8 @@ class ModelConfig:
     lambd: float = 0.0051
 
     def __post_init__(self) -> None:
+        if self.arch not in BACKBONES:
+            raise ValueError(f"config key 'model.arch' has value {self.arch!r}, expected one of {', '.join(BACKBONES)}")
         if not PROJECTOR_PATTERN.match(self.projector):
             raise ValueError(f"model.projector must be positive widths joined by '-', e.g. 8192-8192-8192; "
                              f"got {self.projector!r}")

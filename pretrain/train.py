@@ -7,7 +7,11 @@ step boundary and returns ``"preempted"``). Running it again with the same ``out
 
 The hot path has no host-device synchronisation: the loss is read (``.item()``) and checked for NaN/inf only
 at logging and checkpoint steps. A non-finite loss raises ``NonFiniteLossError`` before anything is saved,
-so ``checkpoint.pth`` keeps the last good state.
+and so do weights that are NaN/inf or exploded (``training_state.divergence``, checked before each save:
+the loss of a step is computed before its update, so it can still be finite when the update blew up):
+``checkpoint.pth`` keeps the last good state. Each save keeps the generation it replaces as
+``checkpoint.prev.pth``; a resume falls back to it when ``checkpoint.pth`` is missing, unreadable or diverged.
+The output folder is locked for the run (``core.lock``): a second run on it refuses to start.
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from core.checkpoint import load_checkpoint, save_checkpoint
+from core.checkpoint import load_latest_checkpoint, save_checkpoint
 from core.config import ConfigError, config_to_dict, save_config
 from core.distributed import (DistributedContext, any_process, barrier, init_distributed, shutdown_distributed,
                               sum_over_processes)
+from core.lock import exclusive_output
 from pretrain.data import DataError, EpochBatchSampler, TwoViewDataset, build_loader, list_images
 from pretrain.export import backbone_state_from_model, save_backbone
 from pretrain.model import BarlowTwins
@@ -35,7 +40,8 @@ from pretrain.pretrain_config import PretrainConfig
 from pretrain.schedule import adjust_learning_rate
 from pretrain.signals import StopRequest
 from pretrain.stats import ProgressBar, StatsLogger
-from pretrain.training_state import build_checkpoint, changed_settings, restore_checkpoint
+from pretrain.training_state import (TrainingDivergedError, build_checkpoint, changed_settings,
+                                     check_checkpoint_health, divergence, optimizer_tensors, restore_checkpoint)
 from pretrain.transforms import BarlowTwinsTransform
 
 logger = logging.getLogger(__name__)
@@ -54,7 +60,7 @@ RUNTIME_ONLY_KEYS = frozenset({"output_dir", "stop_after_steps", "progress_bar",
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(TrainingDivergedError):
     """The loss became NaN or infinite; training stopped without saving the poisoned state."""
 
 
@@ -84,18 +90,34 @@ class Run:
     checkpoint_path: Path
     step: int = 0
     skipped_images: int = 0
+    saved_file: Path | None = None  # the last good checkpoint on disk (checkpoint.pth, or .prev.pth after a fallback)
+    saved_step: int = 0
 
     @property
     def total_steps(self) -> int:
         return self.config.epochs * self.steps_per_epoch
 
     def save(self) -> None:
-        """Writes ``checkpoint.pth`` (main process), then waits so no process exits before it is on disk."""
+        """Writes ``checkpoint.pth`` (main process; the one it replaces becomes ``checkpoint.prev.pth``), then
+        waits so no process exits before it is on disk. A diverged state raises ``TrainingDivergedError`` on
+        every process (all hold the same weights) and is not written."""
+        problem = divergence(self.model.state_dict().values(), optimizer_tensors(self.optimizer))
+        if problem:
+            kept = f"{self.last_good()} is the last good checkpoint"
+            raise TrainingDivergedError(
+                f"step {self.step}: {problem}; not saved, {kept}. Lower optim.lr_weights/optim.lr_biases (or use "
+                f"precision=fp32) and rerun the same command to resume from it.")
         if self.context.is_main:
             save_checkpoint(build_checkpoint(self.model, self.optimizer, self.scaler, self.step, self.steps_per_epoch,
                                              self.skipped_images, config_to_dict(self.config)),
-                            self.checkpoint_path)
+                            # after a fallback, checkpoint.pth is the bad file: replace it, keep the good .prev
+                            self.checkpoint_path, keep_previous=self.saved_file in (None, self.checkpoint_path))
+        self.saved_file, self.saved_step = self.checkpoint_path, self.step
         barrier(self.context)
+
+    def last_good(self) -> str:
+        """The last good checkpoint, for messages: ``FILE (step N)``."""
+        return f"{self.saved_file} (step {self.saved_step})" if self.saved_file else "no checkpoint (none saved yet)"
 
 
 def pretrain(config: PretrainConfig, callbacks: Sequence[EpochCallback] = ()) -> Outcome:
@@ -123,10 +145,16 @@ def _pretrain(config: PretrainConfig, context: DistributedContext, callbacks: Se
     if sampler.batches_per_epoch == 0:
         raise DataError(f"{config.data.root}: {len(paths)} image(s) give no batch of at least 2 per process "
                         f"({context.world_size} process(es)); add images")
+    with exclusive_output(config.output_dir, "pretraining", context):
+        return _train(config, context, dataset, sampler, callbacks)
+
+
+def _train(config: PretrainConfig, context: DistributedContext, dataset: TwoViewDataset, sampler: EpochBatchSampler,
+           callbacks: Sequence[EpochCallback]) -> Outcome:
+    """Builds or resumes the run in the (locked) output folder and trains it; see ``pretrain``."""
     run = _build_run(config, context, sampler.batches_per_epoch)
     output_dir = Path(config.output_dir)
     if context.is_main:
-        output_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, output_dir / CONFIG_FILE)
     loader = build_loader(dataset, sampler, config.data.workers, pin_memory=context.device.type == "cuda")
     stats = StatsLogger(output_dir, context.is_main, config.tensorboard, resume_step=run.step)
@@ -162,12 +190,13 @@ def _build_run(config: PretrainConfig, context: DistributedContext, steps_per_ep
     precision = resolve_precision(config.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     checkpoint_path = Path(config.output_dir) / CHECKPOINT_FILE
-    step, skipped = 0, 0
-    if checkpoint_path.is_file():
-        checkpoint = load_checkpoint(checkpoint_path)
-        step, skipped = restore_checkpoint(checkpoint, model, optimizer, scaler, steps_per_epoch, str(checkpoint_path))
+    step, skipped, source = 0, 0, None
+    latest = load_latest_checkpoint(checkpoint_path, check=check_checkpoint_health)
+    if latest is not None:
+        checkpoint, source = latest
+        step, skipped = restore_checkpoint(checkpoint, model, optimizer, scaler, steps_per_epoch, str(source))
         changes = changed_settings(checkpoint.get("config", {}), config_to_dict(config), RUNTIME_ONLY_KEYS)
-        logger.info("resuming from %s at step %d (epoch %d)", checkpoint_path, step, step // steps_per_epoch)
+        logger.info("resuming from %s at step %d (epoch %d)", source, step, step // steps_per_epoch)
         if changes:
             logger.warning("resuming with settings that differ from the checkpoint's: %s", "; ".join(changes))
     network: nn.Module = model
@@ -178,7 +207,7 @@ def _build_run(config: PretrainConfig, context: DistributedContext, steps_per_ep
     logger.info("precision %s on %s, %d process(es), %d steps per epoch", precision, device, context.world_size,
                 steps_per_epoch)
     return Run(config, context, model, network, optimizer, scaler, PRECISIONS[precision], steps_per_epoch,
-               checkpoint_path, step=step, skipped_images=skipped)
+               checkpoint_path, step=step, skipped_images=skipped, saved_file=source, saved_step=step)
 
 
 @dataclass
@@ -272,7 +301,7 @@ def _checked_loss(loss: torch.Tensor, nonfinite_losses: torch.Tensor, run: Run) 
     if count or not math.isfinite(value):
         raise NonFiniteLossError(
             f"the loss became NaN/inf ({count} non-finite step(s) before step {run.step}, last loss {value}); "
-            f"stopped without saving. {run.checkpoint_path} keeps the last good state (if any was saved). "
+            f"stopped without saving; {run.last_good()} keeps the last good state. "
             f"Lower optim.lr_weights/optim.lr_biases or use precision=fp32, then rerun to resume from it.")
     return value
 

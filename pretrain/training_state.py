@@ -12,18 +12,79 @@ Layout (``torch.load(weights_only=True)`` can read it: tensors, numbers, strings
     skipped_images    unreadable images skipped so far (all processes)
     rng               torch / cuda / numpy / python generator states
     config            the resolved PretrainConfig as a dict
+
+A checkpoint never holds a diverged state: before saving, ``check_trained_state`` reduces every floating
+tensor of the model (parameters and BatchNorm statistics) and of the optimizer to its largest magnitude in
+one fused pass (``torch._foreach_norm`` with ord=inf, one host-device sync, only at checkpoint steps) and
+refuses NaN/inf anywhere, or a model value above ``EXPLODED_VALUE_LIMIT``.
+
+Why 1e8: a healthy network trained with weight decay and LARS (whose trust ratio bounds each update of a
+weight matrix to about ``lr * eta`` of its norm) has values of order 1 (ResNet weights and BatchNorm
+affine parameters; running variances of order 1e0-1e3). A value of 1e8 is at least five orders of
+magnitude beyond that, past what fp16 activations can hold (65504) and close to where squared activations
+overflow bf16/fp32 sums in the cross-correlation; a learning rate large enough to get there (the reproduction
+``optim.lr_weights=1e30`` reaches 4e25 in one step) has destroyed the network even while the loss computed
+*before* the update was still finite. The optimizer state is only required to be finite: its momenta hold
+raw gradients of the biases, whose scale follows the loss.
 """
 
 from __future__ import annotations
 
+import math
 import random
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import torch
 from torch import nn
 
 from core.checkpoint import PRETRAIN_CHECKPOINT_FORMAT, CheckpointError
+
+
+EXPLODED_VALUE_LIMIT = 1e8
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training diverged (NaN/inf loss or exploded weights); nothing poisoned was saved."""
+
+
+def largest_magnitudes(tensor_groups: Iterable[Iterable[torch.Tensor]]) -> list[float]:
+    """The largest |value| in each group of tensors (NaN if any is NaN), with one host-device sync."""
+    maxima = []
+    for tensors in tensor_groups:
+        floating = [tensor.detach() for tensor in tensors if tensor.is_floating_point() and tensor.numel()]
+        norms = torch._foreach_norm(floating, float("inf")) if floating else []
+        maxima.append(torch.stack([norm.float() for norm in norms]).max() if norms else torch.zeros(()))
+    return torch.stack([value.cpu() for value in maxima]).tolist()
+
+
+def divergence(model_tensors: Iterable[torch.Tensor], optimizer_tensors: Iterable[torch.Tensor]) -> str | None:
+    """Why a state must not be saved (NaN/inf, or a model value above ``EXPLODED_VALUE_LIMIT``), or None."""
+    model_max, optimizer_max = largest_magnitudes([model_tensors, optimizer_tensors])
+    if not math.isfinite(model_max):
+        return "the weights hold NaN/inf"
+    if not math.isfinite(optimizer_max):
+        return "the optimizer state holds NaN/inf"
+    if model_max > EXPLODED_VALUE_LIMIT:
+        return f"the weights exploded (largest |value| {model_max:.3g} > {EXPLODED_VALUE_LIMIT:.0e})"
+    return None
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """Every tensor of the optimizer's per-parameter state (LARS momenta)."""
+    return [value for state in optimizer.state.values() for value in state.values() if torch.is_tensor(value)]
+
+
+def check_checkpoint_health(checkpoint: dict[str, Any], source: str) -> None:
+    """Raises ``CheckpointError`` if a loaded pretraining checkpoint holds a diverged state (see ``divergence``)."""
+    model_state = checkpoint.get("model")
+    if not isinstance(model_state, dict):
+        return  # not this project's layout: restore_checkpoint names the problem
+    optimizer_state = checkpoint.get("optimizer", {}).get("state", {})
+    momenta = [value for state in optimizer_state.values() for value in state.values() if torch.is_tensor(value)]
+    problem = divergence(model_state.values(), momenta)
+    if problem:
+        raise CheckpointError(f"{source} holds a diverged state ({problem})")
 
 
 def capture_rng_states() -> dict[str, Any]:

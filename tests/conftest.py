@@ -35,3 +35,33 @@ def small_demo_data(tmp_path_factory, make_demo_data_tool) -> Path:
     out = tmp_path_factory.mktemp("small_demo_data")
     make_demo_data_tool.make_demo_data(out, images_per_class=4, size=64)
     return out
+
+
+_HOLD_LOCK = """
+import sys, time
+from core.lock import exclusive_output
+with exclusive_output(sys.argv[1], sys.argv[2]):
+    print("locked", flush=True)
+    time.sleep(300)
+"""
+
+
+@pytest.fixture
+def hold_output_lock():
+    """``hold_output_lock(folder, what) -> Popen``: another process holding ``core.lock`` on ``folder``
+    (killed at the end of the test)."""
+    import subprocess
+
+    processes = []
+
+    def start(folder: Path, what: str) -> "subprocess.Popen":
+        process = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(folder), what], stdout=subprocess.PIPE,
+                                   text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+        processes.append(process)
+        assert process.stdout.readline().strip() == "locked"
+        return process
+
+    yield start
+    for process in processes:
+        process.kill()
+        process.wait()

@@ -6,7 +6,7 @@
 INPUT: any checkpoint ``core.checkpoint.load_backbone_state_dict`` reads (``.pth``, ``.safetensors``,
 ``.pkl``; this project's export or pretraining checkpoint, torchvision/timm weights and the public
 SSL releases of docs/checkpoints.md); ``--source``/``--format`` as in every other CLI.
-Exits with status 1 and a message naming the problem when the input is not a complete ``--arch``.
+Exits with status 2 and a one-line message naming the problem when the input is not a complete ``--arch``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ if _REPO_ROOT not in sys.path:
 
 from core.checkpoint import CheckpointError, weights_file  # noqa: E402
 from core.checkpoint_formats import add_checkpoint_arguments  # noqa: E402
+from core.cli import run_cli  # noqa: E402
 from transfer.detection.detectron2.convert import ARCHITECTURES, ConversionError, convert_checkpoint  # noqa: E402
 
 CHECK_CHOICES = {"auto": None, "yes": True, "no": False}
@@ -43,16 +44,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point: prints a summary; exit status 1 on bad input."""
+    """CLI entry point: prints a summary; exit status 2 on bad input (one line naming it)."""
     args = parse_args(argv)
-    try:
+
+    def run() -> int:
         source = weights_file(args.input, args.source, args.checkpoint_format)
         summary = convert_checkpoint(source, args.output, CHECK_CHOICES[args.detectron2_check], args.arch)
-    except (CheckpointError, ConversionError) as error:
-        print(f"convert_to_d2.py: error: {error}", file=sys.stderr)
-        return 1
-    print(summary.describe())
-    return 0
+        print(summary.describe())
+        return 0
+
+    return run_cli(run, user_errors=(CheckpointError, ConversionError), prog="convert_to_d2.py")
 
 
 if __name__ == "__main__":

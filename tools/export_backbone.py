@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from core.checkpoint import file_sha256  # noqa: E402
 from core.checkpoint_formats import add_checkpoint_arguments  # noqa: E402
 from pretrain.export import export_backbone, export_paths  # noqa: E402
+from core.cli import run_cli  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,15 +33,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--arch", default="resnet50", help="torchvision ResNet name (default resnet50)")
     add_checkpoint_arguments(parser)
     args = parser.parse_args(argv)
-    try:
+
+    def run() -> int:
         source_format = export_backbone(args.checkpoint, args.output, arch=args.arch, source=args.source,
                                         format_name=args.checkpoint_format)
-    except ValueError as error:  # CheckpointError, or an unknown --arch
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    for path in export_paths(args.output):
-        print(f"{args.checkpoint} ({source_format}) -> {path} ({args.arch} backbone, sha256 {file_sha256(path)[:12]})")
-    return 0
+        for path in export_paths(args.output):
+            print(f"{args.checkpoint} ({source_format}) -> {path} ({args.arch} backbone, "
+                  f"sha256 {file_sha256(path)[:12]})")
+        return 0
+
+    return run_cli(run, user_errors=(ValueError,))  # ValueError: CheckpointError, or an unknown --arch
 
 
 if __name__ == "__main__":

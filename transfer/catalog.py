@@ -3,10 +3,11 @@ their class names, and the one error raised for a missing or malformed dataset."
 
 from __future__ import annotations
 
+from core.cli import UserError
 from transfer.registry import DatasetLayout
 
 
-class DatasetError(FileNotFoundError, ValueError):
+class DatasetError(UserError, FileNotFoundError, ValueError):
     """A dataset root, split file, annotation or image is missing or malformed; the message names it."""
 
 

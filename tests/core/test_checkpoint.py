@@ -13,6 +13,8 @@ from core.checkpoint import (
     file_sha256,
     load_backbone_state_dict,
     load_checkpoint,
+    load_latest_checkpoint,
+    previous_generation,
     save_checkpoint,
 )
 
@@ -124,3 +126,34 @@ def test_save_round_trip_and_hash(tmp_path):
     assert loaded["step"] == 7 and torch.equal(loaded["ordered"]["a"], torch.ones(2))
     digest = hashlib.sha256((tmp_path / "checkpoint.pth").read_bytes()).hexdigest()
     assert file_sha256(tmp_path / "checkpoint.pth", chunk_bytes=1000) == digest
+
+
+def test_generations_fall_back_to_the_previous_file(tmp_path, caplog):
+    path = tmp_path / "checkpoint.pth"
+    for step in (1, 2):
+        save_checkpoint({"step": step}, path, keep_previous=True)
+    assert load_checkpoint(previous_generation(path))["step"] == 1
+    assert previous_generation(path).name == "checkpoint.prev.pth"
+    assert load_latest_checkpoint(path) == ({"step": 2}, path)
+    path.write_bytes(path.read_bytes()[:40])  # truncated newest generation
+    with caplog.at_level("WARNING"):
+        assert load_latest_checkpoint(path) == ({"step": 1}, previous_generation(path))
+    assert len(caplog.records) == 1 and "resuming from the previous generation" in caplog.records[0].message
+
+
+def test_caller_check_rejects_a_generation_and_missing_files(tmp_path):
+    path = tmp_path / "checkpoint.pth"
+    assert load_latest_checkpoint(path) is None
+    save_checkpoint({"step": 1}, path, keep_previous=True)
+    save_checkpoint({"step": 2}, path, keep_previous=True)
+
+    def refuse_step_2(checkpoint, source):
+        if checkpoint["step"] == 2:
+            raise CheckpointError(f"{source} is poisoned")
+
+    assert load_latest_checkpoint(path, refuse_step_2)[0] == {"step": 1}
+    path.unlink()  # killed between the two renames of a save: only the previous generation is left
+    assert load_latest_checkpoint(path)[0] == {"step": 1}
+    previous_generation(path).write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="no usable checkpoint generation: .*checkpoint.prev.pth is not a"):
+        load_latest_checkpoint(path)

@@ -85,3 +85,58 @@ def test_saved_config_round_trips(tmp_path):
     assert yaml.safe_load((tmp_path / "resolved.yaml").read_text())["optim"] == {"lr": 0.5, "milestones": [4, 8]}
     assert load_config(Experiment, tmp_path / "resolved.yaml") == config
     assert config_to_dict(config)["epochs"] == 7
+
+
+# Every decimal form float() reads is a float, in an override and in a file (YAML 1.1 reads most as strings).
+@pytest.mark.parametrize("text, expected", [
+    ("1e-6", 1e-6), ("1E6", 1e6), ("1e30", 1e30), ("1e+30", 1e30), ("1.0e+30", 1e30), ("-1e+30", -1e30),
+    (".5", 0.5), ("5.", 5.0), ("-.5e3", -500.0), ("+2.5", 2.5), ("1_000.5", 1000.5), ("3", 3.0),
+])
+def test_float_forms(tmp_path, text, expected):
+    assert float(text) == expected  # the reference: Python's own reading of the text
+    assert load_config(Optimizer, overrides=[f"lr={text}"]).lr == expected
+    path = tmp_path / "config.yaml"
+    path.write_text(f"lr: {text}\n")
+    assert load_config(Optimizer, path).lr == expected
+
+
+@pytest.mark.parametrize("text", [".nan", ".inf", "-.inf", "inf", "nan"])
+def test_float_keys_refuse_nan_and_infinity(text):
+    with pytest.raises(ConfigError, match=rf"config key 'lr' has value .*, expected a finite float \(override 'lr={text}'\)"):
+        load_config(Optimizer, overrides=[f"lr={text}"])
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("epochs=1.5", "config key 'epochs' has value 1.5, expected int"),
+    ("epochs=1e3", "config key 'epochs' has value 1000.0, expected int"),
+    ("optim.lr=abc", "config key 'optim.lr' has value 'abc', expected float"),
+])
+def test_wrong_numbers_name_the_override_not_the_file(tmp_path, override, fragment):
+    path = write_yaml(tmp_path / "config.yaml", {"epochs": 10})
+    with pytest.raises(ConfigError) as error:
+        load_config(Experiment, path, [override])
+    assert fragment in str(error.value) and f"(override '{override}')" in str(error.value)
+    assert str(path) not in str(error.value)
+
+
+def test_wrong_number_in_the_file_names_the_file(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("epochs: 1.5\n")
+    with pytest.raises(ConfigError, match=rf"'epochs' has value 1.5, expected int \({path}\)"):
+        load_config(Experiment, path, ["optim.lr=0.1"])
+
+
+def test_string_keys_keep_numbers_as_written(tmp_path):
+    config = load_config(Experiment, overrides=["arch=1e-6", "projector=2048", "note=1E6"])
+    assert (config.arch, config.projector, config.note) == ("1e-6", "2048", "1E6")
+
+
+def test_number_forms_survive_a_save_and_reload(tmp_path):
+    config = load_config(Experiment, overrides=["optim.lr=1e-6", "note=.5"])
+    save_config(config, tmp_path / "saved.yaml")
+    assert load_config(Experiment, tmp_path / "saved.yaml") == config
+
+
+def test_yaml_safe_load_is_left_alone():
+    load_config(Optimizer, overrides=["lr=1e-6"])
+    assert yaml.safe_load("1e-6") == "1e-6"  # the global YAML 1.1 rule is not monkeypatched

@@ -56,7 +56,7 @@ def test_cli_refuses_incomplete_checkpoint_with_status_1(tmp_path, capsys):
     del state["layer2.1.bn1.running_var"]
     torch.save(state, tmp_path / "broken.pth")
     # In process (the script's exit status is main's return value; the subprocess test above runs the script).
-    assert load_cli().main([str(tmp_path / "broken.pth"), str(tmp_path / "out.pkl"), "--detectron2-check", "no"]) == 1
+    assert load_cli().main([str(tmp_path / "broken.pth"), str(tmp_path / "out.pkl"), "--detectron2-check", "no"]) == 2
     error = capsys.readouterr().err
     assert "error" in error and "layer2.1.bn1.running_var" in error
     assert not (tmp_path / "out.pkl").exists()
@@ -64,10 +64,10 @@ def test_cli_refuses_incomplete_checkpoint_with_status_1(tmp_path, capsys):
 
 def test_cli_refuses_missing_input_and_wrong_suffix(tmp_path, capsys, official_checkpoint):
     cli = load_cli()
-    assert cli.main([str(tmp_path / "absent.pth"), str(tmp_path / "out.pkl")]) == 1
+    assert cli.main([str(tmp_path / "absent.pth"), str(tmp_path / "out.pkl")]) == 2
     error = capsys.readouterr().err
     assert "absent.pth" in error and "not found" in error
-    assert cli.main([str(official_checkpoint), str(tmp_path / "out.pth"), "--detectron2-check", "no"]) == 1
+    assert cli.main([str(official_checkpoint), str(tmp_path / "out.pth"), "--detectron2-check", "no"]) == 2
     assert ".pkl" in capsys.readouterr().err and not (tmp_path / "out.pth").exists()
 
 
@@ -79,7 +79,7 @@ def test_cli_converts_a_resnet18_with_arch(tmp_path, capsys):
     output = capsys.readouterr().out
     assert "arch: resnet18" in output and "120 tensors" in output  # 6 stem + 8 blocks x 12 + 3 shortcuts x 6
     # Without --arch the file is checked as the default resnet50, and refused.
-    assert cli.main([str(tmp_path / "resnet18.pth"), str(tmp_path / "r50.pkl"), "--detectron2-check", "no"]) == 1
+    assert cli.main([str(tmp_path / "resnet18.pth"), str(tmp_path / "r50.pkl"), "--detectron2-check", "no"]) == 2
     assert "resnet50" in capsys.readouterr().err and not (tmp_path / "r50.pkl").exists()
     with pytest.raises(SystemExit):
         cli.main([str(tmp_path / "resnet18.pth"), str(tmp_path / "x.pkl"), "--arch", "vgg16"])

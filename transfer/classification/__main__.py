@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from core.checkpoint import CheckpointError, weights_file
+from core.checkpoint import weights_file
 from core.checkpoint_formats import add_checkpoint_arguments
-from core.config import ConfigError
-from transfer.catalog import DatasetError
+from core.cli import run_cli
+from core.results import ResultsError
 from transfer.classification.task_setup import ENGINE
 from transfer.registry import TaskRun, all_tasks, run_task
 
@@ -52,16 +52,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: give either --weights ({args.weights}) or --random-init, not both", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    run = TaskRun(weights=weights_file(args.weights, args.source, args.checkpoint_format), data_root=Path(args.data_root), output_dir=Path(args.output), arch=args.arch,
-                  seed=args.seed, overrides=tuple(args.overrides), config_file=args.config,
-                  baseline=args.baseline or args.random_init)
-    try:
+    run = TaskRun(weights=weights_file(args.weights, args.source, args.checkpoint_format),
+                  data_root=Path(args.data_root), output_dir=Path(args.output), arch=args.arch, seed=args.seed,
+                  overrides=tuple(args.overrides), config_file=args.config, baseline=args.baseline or args.random_init)
+
+    def body() -> int:
         result = run_task(tasks[args.task], run, ENGINE)
-    except (ConfigError, CheckpointError, DatasetError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps({"task": result.task, "metrics": result.metrics, "results": f"{args.output}/results.json"}))
-    return 0
+        print(json.dumps({"task": result.task, "metrics": result.metrics, "results": f"{args.output}/results.json"}))
+        return 0
+
+    # FileNotFoundError/ValueError: a missing --config file or data path, an unknown --arch (as before).
+    return run_cli(body, user_errors=(ResultsError, FileNotFoundError, ValueError))
 
 
 if __name__ == "__main__":

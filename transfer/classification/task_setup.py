@@ -14,6 +14,7 @@ import numpy as np
 from core.backbone import LoadedBackbone, load_backbone
 from core.config import config_to_dict, load_config, resolve_config_file, shipped_config_dir
 from core.distributed import DistributedContext, init_distributed
+from core.lock import OutputLock
 from core.results import TaskResult, write_result
 from transfer.classification.features import cached_features, layer_channels, pooled_positions
 from transfer.classification.skipped_images import SkippedImages
@@ -53,6 +54,7 @@ class TaskSetup:
             extra.append(f"features.cache_dir={json.dumps(str(run.cache_dir))}")
         self.config = load_task_config(cls, spec, run, extra)
         self.context: DistributedContext = init_distributed()
+        self.output_lock = OutputLock(self.output_dir, spec.name, self.context)  # held while this run exists
         self.loaded: LoadedBackbone = load_backbone(run.weights, run.arch, random_init=run.weights is None)
         self.skipped = SkippedImages()
 

@@ -9,6 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from core.cli import run_cli
 from transfer.report.collect import collect_runs
 from transfer.report.errors import ReportError
 from transfer.report.writer import write_report
@@ -34,15 +35,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
+
+    def run() -> int:
         runs = collect_runs(args.results_dirs, args.labels)
         paths = write_report(runs, args.output, pretrain_stats=dict(args.pretrain_stats), title=args.title)
-    except ReportError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    for name in ("markdown", "html", "summary"):
-        print(f"wrote {paths[name]}")
-    return 0
+        for name in ("markdown", "html", "summary"):
+            print(f"wrote {paths[name]}")
+        return 0
+
+    return run_cli(run, user_errors=(ReportError,))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Runs every transfer task that has data under DIR for each weights file (one repo
 finished tasks, and writes OUT/report.md, OUT/report.html and OUT/summary.json. Options map onto
 ``transfer.suite.config.SuiteConfig``; ``--config FILE`` and trailing ``key=value`` overrides set the rest
 (e.g. ``overrides.voc07_svm=[features.batch_size=32]``). Exit status: 0 when every task ran or was
-skipped for a stated reason, 1 when a task failed, 2 for bad input.
+skipped for a stated reason, 1 when a task failed, 2 for bad input (one line: a config key, a missing path, an
+output folder in use by another suite or not writable, a full disk).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core.checkpoint_formats import add_checkpoint_arguments
-from core.config import ConfigError, load_config, resolve_config_file
+from core.cli import run_cli
+from core.config import load_config, resolve_config_file
+from core.results import ResultsError
 from transfer.registry import all_tasks
 from transfer.report import ReportError
 from transfer.suite.config import CONFIG_DIR, SuiteConfig
@@ -74,13 +77,13 @@ def _print_random_init_comparison(summary_path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    try:
-        config_file = resolve_config_file(args.config, CONFIG_DIR) if args.config else None
-        config = load_config(SuiteConfig, config_file, [*args.overrides, *_flag_overrides(args)])
-        outcome = run_suite(args.weights, args.data_root, args.output, config, labels=args.labels, title=args.title)
-    except (ConfigError, SuiteError, ReportError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_cli(lambda: _run(args), user_errors=(SuiteError, ReportError, ResultsError))
+
+
+def _run(args: argparse.Namespace) -> int:
+    config_file = resolve_config_file(args.config, CONFIG_DIR) if args.config else None
+    config = load_config(SuiteConfig, config_file, [*args.overrides, *_flag_overrides(args)])
+    outcome = run_suite(args.weights, args.data_root, args.output, config, labels=args.labels, title=args.title)
     print(f"ran {len(outcome.ran)} task(s), reused {len(outcome.reused)}, skipped {len(outcome.skipped)}, "
           f"failed {len(outcome.failures)}")
     for task, reason in outcome.skipped.items():

@@ -27,6 +27,7 @@ from typing import Any
 from tqdm import tqdm
 
 from core.atomic import atomic_write_json
+from core.lock import locks_output
 from core.backbone import RANDOM_INIT_LABEL
 from core.checkpoint import WeightsFile, file_sha256, load_backbone_state_dict, weights_file
 from core.results import ResultsError, TaskResult, read_result
@@ -174,6 +175,7 @@ def runnable_tasks(tasks: Sequence[TaskSpec], discovery: Discovery) -> tuple[lis
     return runnable, skipped
 
 
+@locks_output("output_dir", "transfer suite")  # tasks lock their own sub-folders
 def run_suite(weights: Sequence[str], data_root: str | Path, output_dir: str | Path, config: SuiteConfig,
               labels: Sequence[str] | None = None, title: str = "Barlow Twins transfer report",
               progress: bool = True) -> SuiteOutcome:

@@ -6,15 +6,12 @@ import argparse
 import json
 import logging
 import os
-import sys
 from typing import Sequence
 
-from core.checkpoint import CheckpointError
 from core.checkpoint_formats import add_checkpoint_arguments
-from core.config import ConfigError, resolve_config_file
-from core.resume import ResumeError
+from core.cli import run_cli
+from core.config import resolve_config_file
 from transfer.detection.torchvision.config import load_detection_config
-from transfer.detection.torchvision.datasets import DatasetError
 from transfer.detection.torchvision.tasks import CONFIG_DIR, TASKS
 from transfer.detection.torchvision.train import train_and_evaluate
 from core.results import ResultsError
@@ -51,6 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     is_main = int(os.environ.get("RANK", "0")) == 0
     logging.basicConfig(level=logging.INFO if is_main else logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    return run_cli(lambda: _run(args), user_errors=(ResultsError,))
+
+
+def _run(args: argparse.Namespace) -> int:
     config_path = resolve_config_file(args.config_file, CONFIG_DIR) if args.config_file else None
     overrides = []
     if args.task:
@@ -63,12 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   if value is not None]
     if args.random_init:
         overrides.append("model.random_init=true")
-    try:
-        config = load_detection_config(config_path, [*overrides, *args.overrides])
-        result = train_and_evaluate(config, resume=args.resume, eval_only=args.eval_only)
-    except (ConfigError, DatasetError, CheckpointError, ResultsError, ResumeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    config = load_detection_config(config_path, [*overrides, *args.overrides])
+    result = train_and_evaluate(config, resume=args.resume, eval_only=args.eval_only)
     if result is not None:
         print(json.dumps({"task": result.task, "engine": result.engine, "metrics": result.metrics}, indent=2))
     return 0

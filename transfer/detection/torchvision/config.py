@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
 
+from core.backbone import BACKBONES
 from core.config import ConfigError, load_config
 
 # torchvision's ImageNet statistics for RGB images in [0, 1]: the backbone was pretrained with them.
@@ -122,6 +123,8 @@ def check_config(config: DetectionConfig) -> None:
         raise ConfigError("solver.max_iter, solver.ims_per_batch and solver.base_lr must be positive")
     if list(solver.steps) != sorted(solver.steps):
         raise ConfigError(f"solver.steps must be increasing, got {solver.steps}")
+    if model.arch not in BACKBONES:
+        raise ConfigError(f"config key 'model.arch' has value {model.arch!r}, expected one of {', '.join(BACKBONES)}")
     if not 0 <= model.trainable_layers <= 5:
         raise ConfigError(f"model.trainable_layers must be in 0..5, got {model.trainable_layers}")
     if not model.min_size_train:

@@ -31,6 +31,7 @@ from core.sampling import SeededSamples, sample_seed
 from transfer.detection.torchvision.config import DetectionConfig, SolverConfig, scale_to_world_size
 from transfer.detection.torchvision.datasets import DatasetError, DetectionDataset, build_dataset
 from core.distributed import DistributedContext, barrier, init_distributed
+from core.lock import exclusive_output
 from transfer.detection.torchvision.evaluate import METRIC_DEFINITIONS, evaluate
 from transfer.detection.torchvision.model import build_detector, set_test_resolution, set_train_resolution
 from transfer.detection.torchvision.optim import build_optimizer, set_learning_rate
@@ -212,9 +213,17 @@ def protocol_facts(config: DetectionConfig, solver: SolverConfig, context: Distr
 
 
 def train_and_evaluate(config: DetectionConfig, resume: bool = True, eval_only: bool = False) -> TaskResult | None:
-    """Fine-tunes and evaluates as ``config`` says; returns the result on the main process (None elsewhere)."""
+    """Fine-tunes and evaluates as ``config`` says; returns the result on the main process (None elsewhere).
+
+    The output folder is locked for the run (``core.lock``): a second run on it refuses to start."""
     start_time = time.time()
     context = init_distributed(config.device)
+    with exclusive_output(config.output_dir, "detection", context):
+        return _train_and_evaluate(config, context, resume, eval_only, start_time)
+
+
+def _train_and_evaluate(config: DetectionConfig, context: DistributedContext, resume: bool, eval_only: bool,
+                        start_time: float) -> TaskResult | None:
     solver, eval_period = scale_to_world_size(config.solver, config.eval_period, context.world_size)
     if solver.ims_per_batch % context.world_size:
         raise ConfigError(f"solver.ims_per_batch={solver.ims_per_batch} is not divisible by the "

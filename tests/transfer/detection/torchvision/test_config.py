@@ -62,6 +62,7 @@ def test_warmup_then_steps():
     ([], "model.weights is not set"),
     (["model.weights=w.pth", "solver.steps=[5, 3]"], "increasing"),
     (["model.weights=w.pth", "model.norm=group"], "model.norm"),
+    (["model.weights=w.pth", "model.arch=resnet9000"], "model.arch.*expected one of resnet18, resnet34, resnet50"),
 ])
 def test_bad_configs_are_rejected(overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -40,7 +40,8 @@ from pretrain.pretrain_config import PretrainConfig
 from pretrain.schedule import adjust_learning_rate
 from pretrain.signals import StopRequest
 from pretrain.stats import ProgressBar, StatsLogger
-from pretrain.training_state import (TrainingDivergedError, build_checkpoint, changed_settings,
+from core.resume import changed_settings, check_resume
+from pretrain.training_state import (TrainingDivergedError, build_checkpoint,
                                      check_checkpoint_health, divergence, optimizer_tensors, restore_checkpoint)
 from pretrain.transforms import BarlowTwinsTransform
 
@@ -55,6 +56,9 @@ EpochCallback = Callable[[nn.Module, int, torch.device], dict[str, float]]
 RUNTIME_ONLY_KEYS = frozenset({"output_dir", "stop_after_steps", "progress_bar", "tensorboard", "log_every",
                                "checkpoint_every_steps", "checkpoint_every_epochs", "compile", "data.root",
                                "data.workers", "knn"})
+# Settings a resumed run may also change, to recover from a divergence (lower learning rates, fp32); they change
+# how the rest of the run trains, so a resume that changes them says so. Every other setting must match.
+RECOVERY_KEYS = frozenset({"optim.lr_weights", "optim.lr_biases", "precision"})
 
 # Autocast dtype per precision name; None trains in float32.
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -194,11 +198,13 @@ def _build_run(config: PretrainConfig, context: DistributedContext, steps_per_ep
     latest = load_latest_checkpoint(checkpoint_path, check=check_checkpoint_health)
     if latest is not None:
         checkpoint, source = latest
+        saved_config, current = checkpoint.get("config", {}), config_to_dict(config)
+        check_resume(saved_config, current, RUNTIME_ONLY_KEYS | RECOVERY_KEYS, source=str(source))
         step, skipped = restore_checkpoint(checkpoint, model, optimizer, scaler, steps_per_epoch, str(source))
-        changes = changed_settings(checkpoint.get("config", {}), config_to_dict(config), RUNTIME_ONLY_KEYS)
         logger.info("resuming from %s at step %d (epoch %d)", source, step, step // steps_per_epoch)
-        if changes:
-            logger.warning("resuming with settings that differ from the checkpoint's: %s", "; ".join(changes))
+        recovery = changed_settings(saved_config, current, RUNTIME_ONLY_KEYS)
+        if recovery:
+            logger.warning("resuming with other %s: %s", "/".join(sorted(RECOVERY_KEYS)), "; ".join(recovery))
     network: nn.Module = model
     if context.is_distributed:
         network = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)

@@ -146,18 +146,3 @@ def restore_checkpoint(checkpoint: dict[str, Any], model: nn.Module, optimizer: 
         scaler.load_state_dict(checkpoint["scaler"])
     restore_rng_states(checkpoint["rng"])
     return int(checkpoint["step"]), int(checkpoint["skipped_images"])
-
-
-def changed_settings(saved: dict[str, Any], current: dict[str, Any], ignore: frozenset[str] = frozenset(),
-                     prefix: str = "") -> list[str]:
-    """Dotted keys (except ``ignore``d ones) whose values differ between two config dicts."""
-    changed = []
-    for key in sorted(set(saved) | set(current)):
-        old, new = saved.get(key), current.get(key)
-        if f"{prefix}{key}" in ignore:
-            continue
-        if isinstance(old, dict) and isinstance(new, dict):
-            changed += changed_settings(old, new, ignore, prefix=f"{prefix}{key}.")
-        elif old != new:
-            changed.append(f"{prefix}{key}: {old!r} -> {new!r}")
-    return changed

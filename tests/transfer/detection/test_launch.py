@@ -12,7 +12,7 @@ from transfer.detection import launch
 from transfer.detection.launch import LaunchError, node_processes, protocol_forecast
 from transfer.registry import TaskRun, get_task
 from transfer.suite.config import SuiteConfig
-from transfer.suite.forecast import protocol_forecasts
+from transfer.suite.forecast import log_protocol_forecasts, protocol_forecasts
 
 
 @pytest.fixture
@@ -132,3 +132,15 @@ def test_suite_forecasts_only_tasks_whose_runner_predicts(gpus):
     forecasts = protocol_forecasts(tasks, {"voc07_svm": "pytorch", "voc0712_detection": "torchvision",
                                            "coco_instance_segmentation": "detectron2"}, SuiteConfig())
     assert list(forecasts) == ["voc0712_detection"]
+
+
+def test_suite_logs_one_line_per_detection_task_off_protocol(gpus, caplog):
+    gpus(1)
+    tasks = [get_task(name) for name in ("voc0712_detection", "coco_instance_segmentation")]
+    with caplog.at_level("WARNING", logger="transfer.suite.forecast"):
+        log_protocol_forecasts(tasks, {name.name: "detectron2" for name in tasks}, SuiteConfig())
+    assert [record.getMessage() for record in caplog.records] == [
+        "voc0712_detection (detectron2, 1 GPU process) will not follow the paper's protocol: total batch 2 "
+        "(protocol 16), iterations 192000 (24000), learning rate 0.0125 (0.1)",
+        "coco_instance_segmentation (detectron2, 1 GPU process) will not follow the paper's protocol: total batch 2 "
+        "(protocol 16), iterations 720000 (90000), learning rate 0.00375 (0.03)"]

@@ -51,7 +51,7 @@ class TorchvisionRunner:
                 _quoted("output_dir", str(run.output_dir)), f"seed={run.seed or 0}",
                 f"model.random_init={str(run.weights is None).lower()}", f"baseline={str(run.baseline).lower()}",
                 *([_quoted("model.weights", str(run.weights))] if run.weights is not None else []),
-                *([f"model.arch={run.arch}"] if run.arch is not None else []), *run.overrides]
+                f"model.arch={run.arch}", *run.overrides]
 
     def load_config(self, spec: TaskSpec, run: TaskRun) -> DetectionConfig:
         """The run's config (``ConfigError`` naming the key when a value is wrong)."""

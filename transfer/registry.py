@@ -76,6 +76,7 @@ class TaskRun:
     overrides: tuple[str, ...] = ()  # the engine's own override syntax (key=value, or detectron2 KEY VALUE)
     config_file: str | None = None  # replaces the spec's protocol config
     baseline: bool = False  # a reference column (random init, or a backbone named as the baseline)
+    processes: int | None = None  # detection: processes (one per GPU) to train with; None: every GPU of the node
 
 
 Runner = Callable[["TaskSpec", TaskRun], TaskResult]

@@ -9,7 +9,7 @@ import pytest
 
 from transfer.classification.__main__ import main as classification_main
 from transfer.detection.__main__ import main as detection_main
-from transfer.detection.torchvision.tasks import CONFIG_DIR as DETECTION_CONFIGS
+from transfer.detection.torchvision.runner import CONFIG_DIR as DETECTION_CONFIGS
 from transfer.suite.__main__ import main as suite_main
 
 

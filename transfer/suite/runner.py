@@ -37,6 +37,7 @@ from transfer.registry import (EngineUnavailableError, TaskRun, TaskSpec, Unknow
 from transfer.report import write_report
 from transfer.suite.config import SuiteConfig
 from transfer.suite.discovery import Discovery, discover
+from transfer.suite.forecast import log_protocol_forecasts
 
 logger = logging.getLogger(__name__)
 RANDOM_INIT_COLUMN = "random init"
@@ -193,6 +194,7 @@ def run_suite(weights: Sequence[str], data_root: str | Path, output_dir: str | P
         raise SuiteError(f"no selected task has its data under {data_root}:\n  {reasons}")
     engines = task_engines(tasks, config.engine, skipped)
     tasks = [task for task in tasks if task.name in engines]
+    log_protocol_forecasts(tasks, engines, config)
     cache_dir = Path(config.feature_cache) if config.feature_cache else output_dir / "feature_cache"
     outcome = SuiteOutcome(runs={backbone.label: [] for backbone in backbones}, ran=[], reused=[], skipped=skipped,
                            failures={}, report={})

@@ -1,7 +1,9 @@
 """Turns detectron2's evaluation output into the project's results JSON (``core.results.TaskResult``).
 
-Pure data mapping (no detectron2 import): task names and metric keys follow the cross-stage contract,
-e.g. VOC ``{"bbox": {"AP", "AP50", "AP75", "AP50-<class>"}}`` -> task ``voc0712_detection`` with metrics
+Pure data mapping (no detectron2 import). The task is the registered one (``transfer.registry``) whose detectron2
+runner evaluates that kind of test set with or without masks; its metric names come from its spec: ``box_X`` and
+plain ``X`` are detectron2's ``bbox/X``, ``mask_X`` its ``segm/X``; its runner's ``per_class`` names the per-class
+groups, e.g. VOC ``{"bbox": {"AP", "AP50", "AP75", "AP50-<class>"}}`` -> task ``voc0712_detection`` with metrics
 ``AP/AP50/AP75`` and ``per_class["ap50"]``.
 """
 
@@ -16,35 +18,31 @@ from typing import Any, Mapping
 
 from core.checkpoint import file_sha256
 from core.results import TaskResult
+from transfer.registry import TaskSpec, all_tasks
 
 logger = logging.getLogger(__name__)
 
 ENGINE = "detectron2"
-# task -> results JSON metric -> (detectron2 result group, detectron2 metric)
-TASK_METRICS: dict[str, dict[str, tuple[str, str]]] = {
-    "voc0712_detection": {"AP": ("bbox", "AP"), "AP50": ("bbox", "AP50"), "AP75": ("bbox", "AP75")},
-    "coco_instance_segmentation": {
-        **{f"box_{metric}": ("bbox", metric) for metric in ("AP", "AP50", "AP75")},
-        **{f"mask_{metric}": ("segm", metric) for metric in ("AP", "AP50", "AP75")},
-    },
-    "coco_detection": {f"box_{metric}": ("bbox", metric) for metric in ("AP", "AP50", "AP75")},
-}
-# task -> per_class key -> (detectron2 result group, per-class metric prefix)
-TASK_PER_CLASS: dict[str, dict[str, tuple[str, str]]] = {
-    "voc0712_detection": {"ap50": ("bbox", "AP50-")},
-    "coco_instance_segmentation": {"box_ap": ("bbox", "AP-"), "mask_ap": ("segm", "AP-")},
-    "coco_detection": {"box_ap": ("bbox", "AP-")},
-}
+# results metric prefix -> detectron2 result group
+METRIC_GROUPS = {"box_": "bbox", "mask_": "segm", "": "bbox"}
 _BUILTIN_NAME = re.compile(r"(voc|coco)_(\d{4})_([a-z]+)")
 
 
-def task_name(evaluator_type: str, mask_on: bool) -> str:
-    """The results task of a test set evaluated by ``evaluator_type`` (``pascal_voc`` or ``coco``)."""
-    if evaluator_type == "pascal_voc":
-        return "voc0712_detection"
-    if evaluator_type == "coco":
-        return "coco_instance_segmentation" if mask_on else "coco_detection"
-    raise ValueError(f"no results task for evaluator_type {evaluator_type!r}")
+def task_for(evaluator_type: str, mask_on: bool) -> TaskSpec:
+    """The registered task whose detectron2 runner evaluates ``evaluator_type`` (``pascal_voc``, ``coco``) test
+    sets with masks on or off."""
+    matches = [spec for spec in all_tasks().values() if ENGINE in spec.runners
+               and (spec.runners[ENGINE].evaluator, spec.runners[ENGINE].mask_on) == (evaluator_type, mask_on)]
+    if len(matches) != 1:
+        raise ValueError(f"{len(matches)} registered tasks evaluate {evaluator_type!r} test sets with MODEL.MASK_ON "
+                         f"{mask_on}; pass the task by name (--task)")
+    return matches[0]
+
+
+def detectron2_metric(name: str) -> tuple[str, str]:
+    """``(group, metric)`` of detectron2's results holding the results metric ``name`` (``mask_AP`` -> segm/AP)."""
+    prefix = next(prefix for prefix in METRIC_GROUPS if name.startswith(prefix))
+    return METRIC_GROUPS[prefix], name.removeprefix(prefix)
 
 
 def dataset_and_split(dataset_name: str, split: str | None = None) -> tuple[str, str]:
@@ -65,19 +63,20 @@ def _finite(name: str, value: Any) -> float | None:
     return None
 
 
-def metrics_and_per_class(task: str, results: Mapping[str, Mapping[str, float]]
+def metrics_and_per_class(spec: TaskSpec, results: Mapping[str, Mapping[str, float]]
                           ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """Headline metrics and per-class values of ``task`` from detectron2's ``{group: {metric: value}}``."""
+    """Headline metrics and per-class values of ``spec``'s task from detectron2's ``{group: {metric: value}}``."""
     metrics = {}
-    for key, (group, metric) in TASK_METRICS[task].items():
+    for key in spec.metrics:
+        group, metric = detectron2_metric(key)
         if metric not in results.get(group, {}):
-            raise ValueError(f"detectron2 results lack {group}/{metric} needed for {task}.{key}; "
+            raise ValueError(f"detectron2 results lack {group}/{metric} needed for {spec.name}.{key}; "
                              f"got groups {sorted(results)}")
         value = _finite(key, results[group][metric])
         if value is not None:
             metrics[key] = value
     per_class = {}
-    for key, (group, prefix) in TASK_PER_CLASS[task].items():
+    for key, group, prefix in spec.runners[ENGINE].per_class:
         values = {metric.removeprefix(prefix): _finite(f"{key}/{metric}", value)
                   for metric, value in results.get(group, {}).items() if metric.startswith(prefix)}
         if any(value is not None for value in values.values()):
@@ -120,17 +119,16 @@ def protocol_facts(config: Mapping[str, Any], processes: int, arch: str) -> dict
             "iterations": solver.get("MAX_ITER"), "base_lr": solver.get("BASE_LR")}
 
 
-def build_task_result(*, evaluator_type: str, mask_on: bool, dataset_name: str, split: str | None,
+def build_task_result(*, spec: TaskSpec, dataset_name: str, split: str | None,
                       weights: str, results: Mapping[str, Mapping[str, float]], config: dict[str, Any],
                       seed: int | None, wall_time_s: float, output_dir: str | Path, processes: int = 1,
                       arch: str = "resnet50", baseline: bool = False) -> TaskResult:
-    """The ``TaskResult`` of one detectron2 evaluation of ``dataset_name``."""
-    task = task_name(evaluator_type, mask_on)
-    metrics, per_class = metrics_and_per_class(task, results)
+    """The ``TaskResult`` of one detectron2 evaluation of ``dataset_name`` for ``spec``'s task."""
+    metrics, per_class = metrics_and_per_class(spec, results)
     dataset, split = dataset_and_split(dataset_name, split)
     weights_sha256 = file_sha256(weights) if weights and Path(weights).is_file() else None
     curve = loss_curve(output_dir)
-    return TaskResult(task=task, dataset=dataset, split=split, weights=weights, weights_sha256=weights_sha256,
+    return TaskResult(task=spec.name, dataset=dataset, split=split, weights=weights, weights_sha256=weights_sha256,
                       engine=ENGINE, metrics=metrics, per_class=per_class,
                       curves={"loss": curve} if curve else {}, config=config, seed=seed, wall_time_s=wall_time_s,
                       protocol=protocol_facts(config, processes, arch), baseline=baseline)

@@ -1,26 +1,27 @@
-"""The suite's detection tasks as detectron2 runs them: protocol config, datasets under a data root, masks,
-and how the backbone arch changes the model. Plain data and YAML reading; no detectron2 import.
+"""The pieces of a detectron2 task run: datasets under a data root, config files and the values they set, and
+the options that give a run its task's datasets and masks and the backbone arch's trunk. Plain data and YAML
+reading; no detectron2 import. Which task uses which is said by its ``Detectron2Runner`` (``runner.py``).
 
-``train_net.run_detection`` turns these into detectron2 ``KEY VALUE`` options, applied after the config
-file and before the caller's overrides.
+``train_net`` turns these into detectron2 ``KEY VALUE`` options, applied after the config file and before the
+caller's overrides.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import yaml
 
 from core.config import ConfigError, resolve_config_file, shipped_config_dir
 
 from transfer.detection import UnsupportedBackboneError
-from transfer.detection.detectron2.convert import ConversionError, ResNetLayout, resnet_layout
+from transfer.detection.detectron2.layout import ConversionError, ResNetLayout, resnet_layout
 from transfer.detection.detectron2.datasets import CocoDataset, Dataset, VocDataset
 
 logger = logging.getLogger(__name__)
+DatasetsBuilder = Callable[[Path], tuple[list[Dataset], Dataset]]  # data root -> (train, test)
 
 CONFIG_DIR = shipped_config_dir(__file__)
 FPN_BACKBONE = "build_resnet_fpn_backbone"
@@ -36,17 +37,6 @@ FPN_COUNTERPARTS: dict[str, str] = {
         "quick_schedules/coco_mask_rcnn_R_50_FPN_instant_test.yaml",
     "coco_mask_rcnn_R_50_C4_1x.yaml": "coco_mask_rcnn_R_50_FPN_1x.yaml",
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class DetectionTask:
-    """One results task (``core.results`` contract) as a detectron2 run."""
-
-    name: str
-    default_config: str  # relative to CONFIG_DIR
-    mask_on: bool
-    datasets: Callable[[Path], tuple[list[Dataset], Dataset]]  # data root -> (train, test)
-    data_root: str  # what the data root must hold, for error messages
 
 
 def _rooted(builtin: str, root: Path) -> str:
@@ -74,18 +64,6 @@ def coco2017_datasets(root: Path) -> tuple[list[Dataset], Dataset]:
 
 VOC_ROOT = "a VOCdevkit folder holding VOC2007 (trainval, test) and VOC2012 (trainval)"
 COCO_ROOT = "a coco folder holding train2017/, val2017/ and annotations/instances_{train,val}2017.json"
-TASKS: dict[str, DetectionTask] = {task.name: task for task in (
-    DetectionTask("voc0712_detection", "voc0712_faster_rcnn_R_50_C4_24k.yaml", False, voc0712_datasets, VOC_ROOT),
-    DetectionTask("coco_instance_segmentation", "coco_mask_rcnn_R_50_C4_1x.yaml", True, coco2017_datasets, COCO_ROOT),
-    DetectionTask("coco_detection", "coco_mask_rcnn_R_50_C4_1x.yaml", False, coco2017_datasets, COCO_ROOT),
-)}
-
-
-def get_task(name: str) -> DetectionTask:
-    """The task called ``name``; ``ValueError`` naming the known ones otherwise."""
-    if name not in TASKS:
-        raise ValueError(f"unknown detection task '{name}'; known: {', '.join(TASKS)}")
-    return TASKS[name]
 
 
 def resolve_config_path(config_file: str | Path) -> Path:
@@ -96,16 +74,24 @@ def resolve_config_path(config_file: str | Path) -> Path:
         raise FileNotFoundError(f"detectron2 {error}") from None
 
 
-def backbone_name(config_path: Path) -> str:
-    """``MODEL.BACKBONE.NAME`` after the ``_BASE_`` chain (a child's value wins), as detectron2 resolves it."""
+def config_value(config_path: Path, key: str, default: Any = None) -> Any:
+    """The value of ``key`` (``SOLVER.MAX_ITER``) after the ``_BASE_`` chain (a child's value wins), as detectron2
+    resolves it; ``default`` (detectron2's own default) when no file of the chain sets it."""
     data = yaml.safe_load(config_path.read_text()) or {}
-    name = ((data.get("MODEL") or {}).get("BACKBONE") or {}).get("NAME")
-    if name is not None:
-        return name
+    section: Any = data
+    for part in key.split("."):
+        section = section.get(part) if isinstance(section, dict) else None
+    if section is not None:
+        return section
     base = data.get("_BASE_")
     if not base or "://" in base:
-        return DETECTRON2_DEFAULT_BACKBONE
-    return backbone_name((config_path.parent / Path(base).expanduser()).resolve())
+        return default
+    return config_value((config_path.parent / Path(base).expanduser()).resolve(), key, default)
+
+
+def backbone_name(config_path: Path) -> str:
+    """``MODEL.BACKBONE.NAME`` after the ``_BASE_`` chain, as detectron2 resolves it."""
+    return config_value(config_path, "MODEL.BACKBONE.NAME", DETECTRON2_DEFAULT_BACKBONE)
 
 
 def _layout(arch: str) -> ResNetLayout:
@@ -124,10 +110,10 @@ def arch_options(arch: str) -> list[str]:
     return options
 
 
-def model_config(task: DetectionTask, config_file: str | Path | None, arch: str) -> Path:
-    """The config to run: ``config_file`` (default: the task's protocol config), or for ResNet-18/34 its FPN
-    counterpart when it is a C4 config. ``UnsupportedBackboneError`` when there is none."""
-    path = resolve_config_path(config_file if config_file is not None else CONFIG_DIR / task.default_config)
+def model_config(protocol_config: str, config_file: str | Path | None, arch: str) -> Path:
+    """The config to run: ``config_file`` (default: the task's ``protocol_config``, relative to ``CONFIG_DIR``), or
+    for ResNet-18/34 its FPN counterpart when it is a C4 config. ``UnsupportedBackboneError`` when there is none."""
+    path = resolve_config_path(config_file if config_file is not None else CONFIG_DIR / protocol_config)
     if _layout(arch).bottleneck or backbone_name(path) == FPN_BACKBONE:
         return path
     relative = path.relative_to(CONFIG_DIR.resolve()).as_posix() if path.is_relative_to(CONFIG_DIR.resolve()) else None
@@ -143,9 +129,9 @@ def model_config(task: DetectionTask, config_file: str | Path | None, arch: str)
     return counterpart
 
 
-def task_options(task: DetectionTask, train: list[str], test: str, num_classes: int | None) -> list[str]:
+def task_options(mask_on: bool, train: list[str], test: str, num_classes: int | None) -> list[str]:
     """detectron2 options giving the run the task's datasets, class count and masks."""
-    options = ["DATASETS.TRAIN", repr(tuple(train)), "DATASETS.TEST", repr((test,)), "MODEL.MASK_ON", str(task.mask_on)]
+    options = ["DATASETS.TRAIN", repr(tuple(train)), "DATASETS.TEST", repr((test,)), "MODEL.MASK_ON", str(mask_on)]
     if num_classes is not None:
         options += ["MODEL.ROI_HEADS.NUM_CLASSES", str(num_classes)]
     return options

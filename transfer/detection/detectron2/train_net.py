@@ -8,7 +8,13 @@ detectron2's own ``default_argument_parser``/``launch``/``DefaultTrainer``, so `
 ``--seed``, ``--random-init``, ``--register-voc``, ``--register-coco``, ``--demo-data`` and ``--results``.
 Bad configs, missing weights and missing datasets stop the run before any worker starts. After evaluation
 the main process writes ``OUTPUT_DIR/results.json`` (``core.results.TaskResult``) for the first test
-dataset. ``run_detection`` is the evaluation suite's Python entry: one task, one process, no launch.
+dataset. With ``--task NAME`` (a registered detection task) the run takes that task's protocol config, its datasets
+under ``--data-root``, its masks, and the torchvision-format ``--backbone`` converted into ``--output-dir``:
+
+    python -m transfer.detection.detectron2.train_net --num-gpus 8 --task voc0712_detection \
+        --data-root datasets/VOCdevkit --backbone resnet50.pth --output-dir out/voc/seed0 --seed 0
+
+``run_detection`` is the same run in this process (one process, no launch), for the task's runner.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ except ImportError as error:  # detectron2 is an optional, source-built dependen
                       "described in docs/detectron2.md") from error
 import yaml
 
+from transfer.detection import UnsupportedBackboneError
 from transfer.detection.detectron2 import roi_heads  # noqa: F401  (registers Res5ROIHeadsExtraNorm)
 from transfer.detection.detectron2.convert import convert_checkpoint
 from transfer.detection.detectron2.datasets import (
@@ -49,10 +56,13 @@ from transfer.detection.detectron2.datasets import (
     register_datasets,
 )
 from transfer.detection.detectron2.evaluators import build_evaluator
-from transfer.detection.detectron2.results import build_task_result
-from transfer.detection.detectron2.tasks import arch_options, get_task, model_config, resolve_config_path, task_options
+from transfer.detection.detectron2.results import ENGINE, build_task_result, task_for
+from transfer.detection.detectron2.tasks import arch_options, model_config, resolve_config_path, task_options
 from transfer.detection.detectron2.weights import WeightsError, read_detectron2_weights
-from core.results import TaskResult, write_result
+from core.results import TaskResult, read_result, write_result
+from transfer.registry import TaskSpec, all_tasks, get_task
+from core.checkpoint import weights_file
+from core.checkpoint_formats import add_checkpoint_arguments
 
 REMOTE_WEIGHTS_MARKER = "://"  # detectron2://, https://, manifold:// are fetched by detectron2 itself
 RANDOM_INIT = "random-init"  # the results' ``weights`` of a run from random weights (as the torchvision engine)
@@ -112,6 +122,15 @@ def argument_parser() -> argparse.ArgumentParser:
                         "demo_voc_2012_trainval, demo_coco_2017_{train,val} (the quick_schedules configs)")
     parser.add_argument("--results", type=Path, default=None, metavar="JSON",
                         help="results file to write (default OUTPUT_DIR/results.json)")
+    task = parser.add_argument_group("a registered task (transfer.registry)")
+    task.add_argument("--task", choices=sorted(name for name, spec in all_tasks().items() if ENGINE in spec.runners),
+                      help="run this task: its protocol config (unless --config-file), datasets and masks")
+    task.add_argument("--data-root", type=Path, help="with --task: the folder holding the task's datasets")
+    task.add_argument("--backbone", help="with --task: a backbone in any supported format, converted into OUTPUT_DIR")
+    add_checkpoint_arguments(task)
+    task.add_argument("--output-dir", type=Path, help="with --task: OUTPUT_DIR (results.json goes there)")
+    task.add_argument("--arch", default="resnet50", help="with --task: the torchvision ResNet of --backbone")
+    task.add_argument("--baseline", action="store_true", help="record the results as a reference column")
     return parser
 
 
@@ -162,6 +181,45 @@ def register_from_args(args: argparse.Namespace) -> None:
     if args.demo_data is not None:
         datasets.extend(demo_datasets(args.demo_data))
     register_datasets(datasets)
+    if args.task:
+        runner = get_task(args.task).runners[ENGINE]
+        train, test = runner.datasets(args.data_root)
+        try:
+            register_datasets([*train, test])
+        except DatasetSetupError as error:
+            raise DatasetSetupError(f"{args.task} needs --data-root to be {runner.data_root}; under "
+                                    f"{args.data_root}: {error}") from None
+
+
+def apply_task(args: argparse.Namespace) -> None:
+    """With ``--task``: sets the task's config file and its options (arch, datasets, masks, device, the converted
+    backbone, output folder) before the caller's ``KEY VALUE`` overrides. Runs once, before any worker starts."""
+    if not args.task:
+        return
+    if args.data_root is None or args.output_dir is None:
+        raise SetupError("--task needs --data-root and --output-dir")
+    if (args.backbone is None) != args.random_init:
+        raise SetupError("--task needs either --backbone FILE or --random-init")
+    if len(args.opts) % 2:
+        raise SetupError(f"overrides must be KEY VALUE pairs, got {len(args.opts)} items: {list(args.opts)}")
+    runner = get_task(args.task).runners[ENGINE]
+    args.config_file = str(model_config(runner.config, args.config_file or None, args.arch))
+    try:
+        register_from_args(args)
+    except DatasetSetupError as error:
+        raise SetupError(str(error)) from None
+    train, test = runner.datasets(args.data_root)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    converted = ""
+    if args.backbone is not None:
+        converted = str(args.output_dir / f"{args.arch}_detectron2.pkl")
+        backbone = weights_file(args.backbone, args.source, args.checkpoint_format)
+        print(convert_checkpoint(backbone, converted, arch=args.arch).describe())
+    args.opts = [*arch_options(args.arch),
+                 *task_options(runner.mask_on, [dataset.name for dataset in train], test.name,
+                               class_count(MetadataCatalog.get(test.name))),
+                 *([] if torch.cuda.is_available() else ["MODEL.DEVICE", "cpu"]),
+                 "MODEL.WEIGHTS", converted, "OUTPUT_DIR", str(args.output_dir), *map(str, args.opts)]
 
 
 def prepare(args: argparse.Namespace) -> CfgNode:
@@ -178,6 +236,11 @@ def prepare(args: argparse.Namespace) -> CfgNode:
         check_num_classes(used, cfg.MODEL.ROI_HEADS.NUM_CLASSES)
     except DatasetSetupError as error:
         raise SetupError(str(error)) from None
+    if args.task:
+        mask_on = get_task(args.task).runners[ENGINE].mask_on
+        if cfg.MODEL.MASK_ON != mask_on or len(cfg.DATASETS.TEST) != 1:
+            raise SetupError(f"{args.task} needs MODEL.MASK_ON {mask_on} and one test dataset; the overrides "
+                             "changed them")
     return cfg
 
 
@@ -187,8 +250,9 @@ def config_as_dict(cfg: CfgNode) -> dict[str, Any]:
 
 
 def task_result(cfg: CfgNode, results: dict | None, started: float, weights: str | None = None,
-                arch: str = "resnet50", baseline: bool = False) -> TaskResult | None:
-    """The results of ``DATASETS.TEST[0]`` (main process only; ``None`` elsewhere or without results).
+                arch: str = "resnet50", baseline: bool = False, spec: TaskSpec | None = None) -> TaskResult | None:
+    """The results of ``DATASETS.TEST[0]`` (main process only; ``None`` elsewhere or without results) as ``spec``'s
+    task (default: the registered task that evaluates that kind of test set with the config's masks).
 
     ``weights`` is recorded instead of ``MODEL.WEIGHTS`` (e.g. the file that was converted into it).
     """
@@ -199,7 +263,7 @@ def task_result(cfg: CfgNode, results: dict | None, started: float, weights: str
     # DefaultTrainer.test returns one dataset's results unwrapped, several keyed by dataset name.
     dataset_results = results[dataset_name] if len(cfg.DATASETS.TEST) > 1 else results
     return build_task_result(
-        evaluator_type=metadata.get("evaluator_type"), mask_on=cfg.MODEL.MASK_ON,
+        spec=spec or task_for(metadata.get("evaluator_type"), cfg.MODEL.MASK_ON),
         dataset_name=metadata.get("results_name", dataset_name), split=metadata.get("split", None),
         weights=weights or cfg.MODEL.WEIGHTS or RANDOM_INIT, results=dataset_results, config=config_as_dict(cfg),
         seed=cfg.SEED if cfg.SEED >= 0 else None, wall_time_s=time.time() - started, output_dir=cfg.OUTPUT_DIR,
@@ -224,7 +288,9 @@ def main(args: argparse.Namespace) -> dict | None:
     """One worker: trains (unless ``--eval-only``), evaluates, and writes the results JSON."""
     started = time.time()
     cfg, results = execute(prepare(args), args)
-    result = task_result(cfg, results, started)
+    weights = args.backbone or (RANDOM_INIT if args.random_init else None)
+    result = task_result(cfg, results, started, weights=weights, arch=args.arch,
+                         baseline=args.baseline or args.random_init, spec=get_task(args.task) if args.task else None)
     if result is not None:
         path = args.results or Path(cfg.OUTPUT_DIR) / "results.json"
         write_result(result, path)
@@ -232,63 +298,32 @@ def main(args: argparse.Namespace) -> dict | None:
     return results
 
 
-def run_detection(task: str, weights: str | None, data_root: str, output_dir: str, random_init: bool = False,
-                  overrides: Sequence[str] = (), seed: int = 0, config_file: str | None = None,
-                  arch: str = "resnet50", baseline: bool = False) -> TaskResult:
-    """Fine-tunes ``weights`` (a torchvision ``arch`` in any format ``convert_checkpoint`` reads) on ``task``
-    in this process and returns its result, also written to ``output_dir/results.json``.
+def run_detection(argv: Sequence[str]) -> TaskResult:
+    """Runs ``train_net`` with ``argv`` (``--task`` and its options, as ``Detectron2Runner.train_net_arguments``
+    builds them) in this process and returns the result, also written to ``OUTPUT_DIR/results.json``.
 
-    ``data_root``: the ``VOCdevkit`` (VOC2007 + VOC2012) for ``voc0712_detection``, the ``coco`` folder
-    (``train2017``, ``val2017``, ``annotations``) for the COCO tasks. ``config_file`` replaces the task's
-    protocol config (e.g. an instant test); ResNet-18/34 run on the FPN counterpart of a C4 config
-    (``d2_tasks.FPN_COUNTERPARTS``) or raise ``UnsupportedBackboneError``. ``overrides``: detectron2
-    ``KEY VALUE`` options, applied last. Single process: detectron2 scales batch, LR and schedule from
+    ResNet-18/34 run on the FPN counterpart of a C4 config (``tasks.FPN_COUNTERPARTS``) or raise
+    ``UnsupportedBackboneError``. One process: detectron2 scales batch, LR and schedule from
     ``SOLVER.REFERENCE_WORLD_SIZE`` to one worker. On CPU-only machines ``MODEL.DEVICE`` is ``cpu``.
     """
-    started = time.time()
-    spec = get_task(task)
-    if len(overrides) % 2:
-        raise SetupError(f"overrides must be KEY VALUE pairs, got {len(overrides)} items: {list(overrides)}")
-    if weights is None and not random_init:
-        raise SetupError("no weights given: pass a backbone file, or random_init=True for the random-init baseline")
-    config_path = model_config(spec, config_file, arch)
-    output = Path(output_dir)
-    output.mkdir(parents=True, exist_ok=True)
-    train, test = spec.datasets(Path(data_root))
-    try:
-        register_datasets([*train, test])
-    except DatasetSetupError as error:
-        raise SetupError(f"{task} needs data_root to be {spec.data_root}; under {data_root}: {error}") from None
-    converted = ""
-    if not random_init:
-        converted = str(output / f"{arch}_detectron2.pkl")
-        print(convert_checkpoint(weights, converted, arch=arch).describe())
-    args = argument_parser().parse_args(["--config-file", str(config_path), "--seed", str(seed),
-                                         *(["--random-init"] if random_init else [])])
-    args.opts = [*arch_options(arch),
-                 *task_options(spec, [dataset.name for dataset in train], test.name,
-                               class_count(MetadataCatalog.get(test.name))),
-                 *([] if torch.cuda.is_available() else ["MODEL.DEVICE", "cpu"]),
-                 "MODEL.WEIGHTS", converted, "OUTPUT_DIR", str(output), *map(str, overrides)]
-    cfg = prepare(args)
-    if cfg.MODEL.MASK_ON != spec.mask_on or len(cfg.DATASETS.TEST) != 1:
-        raise SetupError(f"{task} needs MODEL.MASK_ON {spec.mask_on} and one test dataset; the overrides changed them")
-    cfg, results = execute(cfg, args)
-    result = task_result(cfg, results, started, weights=RANDOM_INIT if random_init else str(weights), arch=arch,
-                         baseline=baseline or random_init)
-    if result is None or result.task != task:
-        raise RuntimeError(f"detectron2 produced no {task} results (got {result and result.task})")
-    write_result(result, output / "results.json")
-    print(f"wrote {output / 'results.json'}: {result.task} {result.metrics}")
-    return result
+    args = argument_parser().parse_args(list(argv))
+    if not args.task:
+        raise SetupError("run_detection needs --task")
+    apply_task(args)
+    main(args)
+    path = args.results or args.output_dir / "results.json"
+    if not path.is_file():
+        raise RuntimeError(f"detectron2 produced no {args.task} results ({path} is missing)")
+    return read_result(path)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     """CLI entry point: checks the setup in this process, then launches detectron2 workers."""
     args = argument_parser().parse_args(argv)
     try:
+        apply_task(args)
         prepare(args)
-    except SetupError as error:
+    except (SetupError, UnsupportedBackboneError) as error:
         print(f"train_net: error: {error}", file=sys.stderr)
         return 2
     launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,

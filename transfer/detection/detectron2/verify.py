@@ -19,7 +19,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode, get_cfg
 from detectron2.modeling import build_model
 
-from transfer.detection.detectron2.convert import OPTIONAL_SUFFIX, ConversionError, resnet_layout
+from transfer.detection.detectron2.layout import OPTIONAL_SUFFIX, ConversionError, resnet_layout
 
 # detectron2's Base-RCNN-FPN model, with res2 sized for BasicBlocks (RES2_OUT_CHANNELS 64, as R18/R34 require).
 _BASIC_BLOCK_FPN_OPTIONS = [

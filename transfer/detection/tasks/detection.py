@@ -11,34 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from core.results import TaskResult
 from transfer.catalog import COCO2017, VOC2007, VOC2012
+from transfer.detection.detectron2.runner import Detectron2Runner
+from transfer.detection.detectron2.tasks import COCO_ROOT, VOC_ROOT, coco2017_datasets, voc0712_datasets
 from transfer.detection.engines import DETECTRON2, TORCHVISION
+from transfer.detection.torchvision.runner import TorchvisionRunner
 from transfer.protocol import Protocol
-from transfer.registry import PaperColumn, PaperEntry, TaskRun, TaskSpec, register_task
+from transfer.registry import PaperColumn, PaperEntry, TaskSpec, register_task
 
 _C4_SOURCE = "paper App. C.2 (following MoCo's detectron2 setup), Table 4"
-
-
-def run_with_detectron2(spec: TaskSpec, run: TaskRun) -> TaskResult:
-    """detectron2 in this process (``transfer.detection.detectron2.train_net.run_detection``)."""
-    from transfer.detection.detectron2.train_net import run_detection
-
-    return run_detection(spec.name, run.weights, str(run.data_root), str(run.output_dir),
-                         random_init=run.weights is None, overrides=run.overrides, seed=run.seed or 0,
-                         config_file=run.config_file, arch=run.arch, baseline=run.baseline)
-
-
-def run_with_torchvision(spec: TaskSpec, run: TaskRun) -> TaskResult:
-    """The torchvision engine in this process (``transfer.detection.torchvision.tasks.run_detection``)."""
-    from transfer.detection.torchvision.tasks import run_detection
-
-    return run_detection(spec.name, run.weights, str(run.data_root), str(run.output_dir),
-                         random_init=run.weights is None, overrides=run.overrides, seed=run.seed or 0,
-                         config_file=run.config_file, arch=run.arch, baseline=run.baseline)
-
-
-RUNNERS = {DETECTRON2: run_with_detectron2, TORCHVISION: run_with_torchvision}
+_VOC_PER_CLASS = (("ap50", "bbox", "AP50-"),)
+_COCO_BOX_PER_CLASS = (("box_ap", "bbox", "AP-"),)
+_COCO_CONFIG = "coco_mask_rcnn_R_50_C4_1x.yaml"
+_COCO_TORCHVISION_CONFIG = "coco_mask_rcnn_R50_FPN_1x.yaml"
 
 
 def _voc_devkit(found: Mapping[str, Path]) -> Path:
@@ -57,7 +42,10 @@ register_task(TaskSpec(
     description="VOC07+12 Faster R-CNN: train on VOC2007+2012 trainval, AP on VOC2007 test",
     datasets=(VOC2007, VOC2012),
     metrics=("AP", "AP50", "AP75"),
-    runners=RUNNERS,
+    runners={DETECTRON2: Detectron2Runner("voc0712_faster_rcnn_R_50_C4_24k.yaml", mask_on=False,
+                                          datasets=voc0712_datasets, data_root=VOC_ROOT, evaluator="pascal_voc",
+                                          per_class=_VOC_PER_CLASS),
+             TORCHVISION: TorchvisionRunner("voc0712_faster_rcnn_R50_FPN.yaml")},
     protocol=Protocol({"arch": "resnet50", "model": "Faster R-CNN R50-C4", "norm": "SyncBN", "total_batch": 16,
                        "iterations": 24000, "base_lr": 0.1}, _C4_SOURCE),
     paper=PaperEntry("transfer_detection", tuple(PaperColumn(f"VOC07+12 {metric}", metric, f"voc0712_{metric}")
@@ -75,7 +63,10 @@ register_task(TaskSpec(
     description="COCO Mask R-CNN 1x: train on train2017, box and mask AP on val2017",
     datasets=(COCO2017,),
     metrics=("box_AP", "box_AP50", "box_AP75", "mask_AP", "mask_AP50", "mask_AP75"),
-    runners=RUNNERS,
+    runners={DETECTRON2: Detectron2Runner(_COCO_CONFIG, mask_on=True, datasets=coco2017_datasets, data_root=COCO_ROOT,
+                                          evaluator="coco",
+                                          per_class=(*_COCO_BOX_PER_CLASS, ("mask_ap", "segm", "AP-"))),
+             TORCHVISION: TorchvisionRunner(_COCO_TORCHVISION_CONFIG)},
     protocol=Protocol({"arch": "resnet50", "model": "Mask R-CNN R50-C4", "norm": "SyncBN", "total_batch": 16,
                        "iterations": 90000, "base_lr": 0.03}, _C4_SOURCE),
     paper=PaperEntry("transfer_detection", (*_COCO_BOX, *(
@@ -90,7 +81,9 @@ register_task(TaskSpec(
     description="COCO Faster R-CNN 1x (no masks): box AP on val2017; not a paper number",
     datasets=(COCO2017,),
     metrics=("box_AP", "box_AP50", "box_AP75"),
-    runners=RUNNERS,
+    runners={DETECTRON2: Detectron2Runner(_COCO_CONFIG, mask_on=False, datasets=coco2017_datasets,
+                                          data_root=COCO_ROOT, evaluator="coco", per_class=_COCO_BOX_PER_CLASS),
+             TORCHVISION: TorchvisionRunner(_COCO_TORCHVISION_CONFIG, overrides=("model.meta_arch=faster_rcnn",))},
     protocol=Protocol({"arch": "resnet50", "model": "Faster R-CNN R50-C4", "norm": "SyncBN", "total_batch": 16,
                        "iterations": 90000, "base_lr": 0.03}, "the COCO 1x protocol of the paper without masks"),
     stochastic=True,

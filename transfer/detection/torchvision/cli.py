@@ -11,10 +11,16 @@ from typing import Sequence
 from core.checkpoint_formats import add_checkpoint_arguments
 from core.cli import run_cli
 from core.config import resolve_config_file
-from transfer.detection.torchvision.config import load_detection_config
-from transfer.detection.torchvision.tasks import CONFIG_DIR, TASKS
-from transfer.detection.torchvision.train import train_and_evaluate
 from core.results import ResultsError
+from transfer.detection.torchvision.config import load_detection_config
+from transfer.detection.torchvision.runner import CONFIG_DIR, ENGINE
+from transfer.detection.torchvision.train import train_and_evaluate
+from transfer.registry import all_tasks
+
+
+def torchvision_tasks() -> dict:
+    """The registered tasks with a torchvision runner, by name."""
+    return {name: spec for name, spec in all_tasks().items() if ENGINE in spec.runners}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,9 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m transfer.detection --engine torchvision",
         description="Fine-tune a pretrained ResNet as Faster/Mask R-CNN FPN with torchvision and evaluate it "
                     "(launch with torchrun --nproc_per_node N for several GPUs).")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--config-file", help="YAML config (see configs/torchvision_detection/)")
-    source.add_argument("--task", choices=sorted(TASKS), help="use the protocol config of a task")
+    parser.add_argument("--config-file", help="YAML config (see configs/torchvision_detection/); with --task it "
+                        "replaces the task's protocol config")
+    parser.add_argument("--task", choices=sorted(torchvision_tasks()),
+                        help="a registered task: its protocol config and overrides")
     parser.add_argument("--weights", help="pretrained backbone (exported <arch>.pth or any supported checkpoint)")
     add_checkpoint_arguments(parser)
     parser.add_argument("--data-root", help="dataset root: the VOCdevkit directory, or the coco directory")
@@ -43,20 +50,14 @@ def _quoted(key: str, value: object) -> str:
     return f"{key}={json.dumps(value)}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parses ``argv``, runs, prints the metrics; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    is_main = int(os.environ.get("RANK", "0")) == 0
-    logging.basicConfig(level=logging.INFO if is_main else logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    return run_cli(lambda: _run(args), user_errors=(ResultsError,))
-
-
-def _run(args: argparse.Namespace) -> int:
+def _config_source(args: argparse.Namespace) -> tuple:
+    """The config file and the overrides the command line asks for (``ConfigError`` for a bad file name)."""
     config_path = resolve_config_file(args.config_file, CONFIG_DIR) if args.config_file else None
     overrides = []
     if args.task:
-        config_name, task_overrides = TASKS[args.task]
-        config_path, overrides = CONFIG_DIR / config_name, list(task_overrides)
+        runner = torchvision_tasks()[args.task].runners[ENGINE]
+        config_path = runner.config_path(args.config_file)
+        overrides = [*runner.overrides, f"task={args.task}"]
     overrides += [_quoted(key, value) for key, value in (("model.weights", args.weights), ("data.root", args.data_root),
                                                           ("model.weights_source", args.source),
                                                           ("model.weights_format", args.checkpoint_format),
@@ -64,7 +65,22 @@ def _run(args: argparse.Namespace) -> int:
                   if value is not None]
     if args.random_init:
         overrides.append("model.random_init=true")
-    config = load_detection_config(config_path, [*overrides, *args.overrides])
+    return config_path, [*overrides, *args.overrides]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parses ``argv``, runs, prints the metrics; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not (args.task or args.config_file):
+        parser.error("give --task or --config-file")
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    logging.basicConfig(level=logging.INFO if is_main else logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    return run_cli(lambda: _run(args), user_errors=(ResultsError,))
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_detection_config(*_config_source(args))
     result = train_and_evaluate(config, resume=args.resume, eval_only=args.eval_only)
     if result is not None:
         print(json.dumps({"task": result.task, "engine": result.engine, "metrics": result.metrics}, indent=2))

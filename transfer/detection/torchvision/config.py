@@ -14,6 +14,7 @@ from typing import Literal, Sequence
 
 from core.backbone import BACKBONES
 from core.config import ConfigError, load_config
+from transfer.registry import UnknownTaskError, get_task
 
 # torchvision's ImageNet statistics for RGB images in [0, 1]: the backbone was pretrained with them.
 TORCHVISION_MEAN = [0.485, 0.456, 0.406]
@@ -93,7 +94,7 @@ class SolverConfig:
 class DetectionConfig:
     """One fine-tuning + evaluation run."""
 
-    task: Literal["voc0712_detection", "coco_instance_segmentation", "coco_detection"] = "voc0712_detection"
+    task: str = "voc0712_detection"  # a registered task with a torchvision runner (transfer.registry)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     solver: SolverConfig = field(default_factory=SolverConfig)
@@ -117,8 +118,14 @@ def check_config(config: DetectionConfig) -> None:
     solver, model = config.solver, config.model
     if config.model.meta_arch == "mask_rcnn" and config.data.format != "coco":
         raise ConfigError("model.meta_arch=mask_rcnn needs masks: set data.format=coco (VOC boxes have no masks)")
-    if config.task == "coco_instance_segmentation" and model.meta_arch != "mask_rcnn":
-        raise ConfigError("task coco_instance_segmentation needs model.meta_arch=mask_rcnn")
+    try:
+        spec = get_task(config.task)
+    except UnknownTaskError as error:
+        raise ConfigError(f"task: {error}") from None
+    if "torchvision" not in spec.runners:
+        raise ConfigError(f"task {config.task} has no torchvision runner; its engines: {', '.join(spec.engines)}")
+    if any(metric.startswith("mask_") for metric in spec.metrics) and model.meta_arch != "mask_rcnn":
+        raise ConfigError(f"task {config.task} reports mask AP: it needs model.meta_arch=mask_rcnn")
     if solver.max_iter <= 0 or solver.ims_per_batch <= 0 or solver.base_lr <= 0:
         raise ConfigError("solver.max_iter, solver.ims_per_batch and solver.base_lr must be positive")
     if list(solver.steps) != sorted(solver.steps):

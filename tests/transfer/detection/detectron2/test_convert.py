@@ -1,6 +1,7 @@
 """ResNet -> detectron2 conversion: every input layout, the exact names/shapes of detectron2 0.6, other archs,
 refusals."""
 
+import ast
 import json
 import pickle
 import re
@@ -246,7 +247,10 @@ def test_everything_but_train_net_imports_without_detectron2():
     # detectron2 made unimportable, as on a machine without it.
     code = ("import sys; sys.modules['detectron2'] = None\n"
             "import transfer, transfer.detection, transfer.detection.detectron2.convert, transfer.detection.detectron2.results, "
-            "transfer.detection.detectron2.datasets, transfer.detection.detectron2.tasks, transfer.detection.torchvision.tasks\n"
+            "transfer.detection.detectron2.datasets, transfer.detection.detectron2.tasks, "
+            "transfer.detection.detectron2.runner, "
+            "transfer.detection.detectron2.layout, transfer.detection.torchvision.runner, transfer.detection.launch\n"
+            "import transfer.registry; transfer.registry.all_tasks()\n"
             "from transfer.detection.detectron2.convert import detectron2_available\n"
             "assert not detectron2_available()\n"
             "try:\n    import transfer.detection.detectron2.train_net\nexcept ImportError as error:\n"
@@ -254,3 +258,12 @@ def test_everything_but_train_net_imports_without_detectron2():
     result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[4],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_converter_and_its_detectron2_check_import_one_way():
+    # convert -> verify -> layout: verify (and layout) must not import the converter back.
+    package = Path(__file__).resolve().parents[4] / "transfer" / "detection" / "detectron2"
+    for module in ("verify.py", "layout.py"):
+        tree = ast.parse((package / module).read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert "transfer.detection.detectron2.convert" not in imported, module

@@ -1,5 +1,5 @@
-"""The suite's detectron2 tasks: configs per arch, datasets under a data root, options, and the engine dispatch of
-``tv_tasks.run_detection`` (no detectron2 needed)."""
+"""The detectron2 side of the registered detection tasks: configs per arch, datasets under a data root, options,
+and the runners of both engines (in-process, or one process per GPU), with no detectron2 and no GPU needed."""
 
 import ast
 import sys
@@ -11,13 +11,12 @@ import yaml
 
 from transfer.detection import UnsupportedBackboneError
 from transfer.detection import engines
-from transfer.detection.torchvision import tasks as tv_tasks
+from transfer.detection.torchvision import runner as tv_runner
 from transfer.registry import TaskRun, get_task, run_task
 from transfer.detection.detectron2.datasets import CocoDataset, VocDataset
 from transfer.detection.detectron2.tasks import (
     CONFIG_DIR,
     FPN_COUNTERPARTS,
-    TASKS,
     arch_options,
     backbone_name,
     coco2017_datasets,
@@ -27,13 +26,19 @@ from transfer.detection.detectron2.tasks import (
 )
 
 QUICK = "quick_schedules"
+VOC_CONFIG, COCO_CONFIG = "voc0712_faster_rcnn_R_50_C4_24k.yaml", "coco_mask_rcnn_R_50_C4_1x.yaml"
+
+
+def d2_runner(task):
+    return get_task(task).runners["detectron2"]
 
 
 def test_bottleneck_archs_keep_the_protocol_configs():
-    assert model_config(TASKS["voc0712_detection"], None, "resnet50") == \
-        (CONFIG_DIR / "voc0712_faster_rcnn_R_50_C4_24k.yaml").resolve()
+    assert d2_runner("voc0712_detection").config == VOC_CONFIG
+    assert model_config(VOC_CONFIG, None, "resnet50") == (CONFIG_DIR / VOC_CONFIG).resolve()
     for task in ("coco_instance_segmentation", "coco_detection"):
-        assert model_config(TASKS[task], None, "resnet101") == (CONFIG_DIR / "coco_mask_rcnn_R_50_C4_1x.yaml").resolve()
+        assert d2_runner(task).config == COCO_CONFIG
+        assert model_config(COCO_CONFIG, None, "resnet101") == (CONFIG_DIR / COCO_CONFIG).resolve()
     assert arch_options("resnet50") == ["MODEL.RESNETS.DEPTH", "50"]
     assert arch_options("resnet152") == ["MODEL.RESNETS.DEPTH", "152"]
 
@@ -41,10 +46,10 @@ def test_bottleneck_archs_keep_the_protocol_configs():
 def test_basic_block_archs_run_on_the_fpn_counterpart():
     fpn_instant = (CONFIG_DIR / QUICK / "coco_mask_rcnn_R_50_FPN_instant_test.yaml").resolve()
     voc_instant = CONFIG_DIR / QUICK / "voc0712_faster_rcnn_R_50_C4_instant_test.yaml"
-    assert model_config(TASKS["voc0712_detection"], str(voc_instant), "resnet18") == fpn_instant
-    assert model_config(TASKS["coco_detection"], None, "resnet34") == \
+    assert model_config(VOC_CONFIG, str(voc_instant), "resnet18") == fpn_instant
+    assert model_config(COCO_CONFIG, None, "resnet34") == \
         (CONFIG_DIR / "coco_mask_rcnn_R_50_FPN_1x.yaml").resolve()
-    assert model_config(TASKS["coco_instance_segmentation"], str(fpn_instant), "resnet18") == fpn_instant
+    assert model_config(COCO_CONFIG, str(fpn_instant), "resnet18") == fpn_instant
     # detectron2 asserts RES2_OUT_CHANNELS == 64 for depth 18/34 (BasicBlock res2 keeps the stem's 64 channels).
     assert arch_options("resnet18") == ["MODEL.RESNETS.DEPTH", "18", "MODEL.RESNETS.RES2_OUT_CHANNELS", "64"]
 
@@ -53,21 +58,21 @@ def test_basic_block_archs_run_on_the_fpn_counterpart():
                                     "coco_mask_rcnn_R_50_C4_2x.yaml"])
 def test_basic_block_archs_on_c4_configs_without_counterpart_are_refused(config):
     with pytest.raises(UnsupportedBackboneError, match="resnet18.*only as an FPN backbone.*bottleneck res5"):
-        model_config(TASKS["voc0712_detection"], str(CONFIG_DIR / config), "resnet18")
+        model_config(VOC_CONFIG, str(CONFIG_DIR / config), "resnet18")
 
 
 def test_unknown_arch_is_unsupported():
     with pytest.raises(UnsupportedBackboneError, match="wide_resnet50_2"):
-        model_config(TASKS["voc0712_detection"], None, "wide_resnet50_2")
+        model_config(VOC_CONFIG, None, "wide_resnet50_2")
 
 
 def test_repository_config_paths_resolve_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the shipped copy is found although configs/ is not below the working directory
     relative = f"configs/detectron2/{QUICK}/coco_mask_rcnn_R_50_C4_instant_test.yaml"
     expected = (CONFIG_DIR / QUICK / "coco_mask_rcnn_R_50_C4_instant_test.yaml").resolve()
-    assert model_config(TASKS["coco_detection"], relative, "resnet50") == expected
+    assert model_config(COCO_CONFIG, relative, "resnet50") == expected
     with pytest.raises(FileNotFoundError, match="absent.yaml"):
-        model_config(TASKS["coco_detection"], "absent.yaml", "resnet50")
+        model_config(COCO_CONFIG, "absent.yaml", "resnet50")
 
 
 def read_chain(path, key):
@@ -115,47 +120,60 @@ def test_task_datasets_under_a_data_root(tmp_path):
                                  tmp_path / "coco" / "train2017", "coco_2017_train")]
     assert test.required_paths() == [tmp_path / "coco" / "annotations" / "instances_val2017.json",
                                      tmp_path / "coco" / "val2017"]
-    assert (TASKS["coco_instance_segmentation"].mask_on, TASKS["coco_detection"].mask_on,
-            TASKS["voc0712_detection"].mask_on) == (True, False, False)
+    assert (d2_runner("coco_instance_segmentation").mask_on, d2_runner("coco_detection").mask_on,
+            d2_runner("voc0712_detection").mask_on) == (True, False, False)
+    assert d2_runner("voc0712_detection").datasets is voc0712_datasets
+    assert d2_runner("coco_detection").datasets is coco2017_datasets
 
 
 def test_task_options_decode_as_yacs_does():
-    options = task_options(TASKS["voc0712_detection"], ["a@/d/it's", "b@/d"], "c@/d", 20)
+    options = task_options(False, ["a@/d/it's", "b@/d"], "c@/d", 20)
     values = dict(zip(options[::2], options[1::2]))
     # yacs' merge_from_list decodes strings with ast.literal_eval.
     assert ast.literal_eval(values["DATASETS.TRAIN"]) == ("a@/d/it's", "b@/d")
     assert ast.literal_eval(values["DATASETS.TEST"]) == ("c@/d",)
     assert ast.literal_eval(values["MODEL.MASK_ON"]) is False
     assert ast.literal_eval(values["MODEL.ROI_HEADS.NUM_CLASSES"]) == 20
-    assert "MODEL.ROI_HEADS.NUM_CLASSES" not in task_options(TASKS["coco_detection"], ["x"], "y", None)
+    assert "MODEL.ROI_HEADS.NUM_CLASSES" not in task_options(False, ["x"], "y", None)
 
 
-def test_detectron2_engine_is_handed_every_argument(monkeypatch):
+def test_detectron2_runner_hands_train_net_every_argument(monkeypatch):
     calls = []
     fake_train_net = types.ModuleType("transfer.detection.detectron2.train_net")
-    fake_train_net.run_detection = lambda *args, **kwargs: calls.append((args, kwargs)) or "result"
+    fake_train_net.run_detection = lambda argv: calls.append(argv) or "result"
     monkeypatch.setitem(sys.modules, "transfer.detection.detectron2.train_net", fake_train_net)
     monkeypatch.setattr(engines, "detectron2_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 0)
     run = TaskRun(weights="w.pth", data_root=Path("coco"), output_dir=Path("out"), overrides=("SOLVER.MAX_ITER", "4"),
                   seed=2, config_file="c.yaml", baseline=True)
     assert run_task(get_task("coco_detection"), run, "detectron2") == "result"
-    assert calls == [(("coco_detection", "w.pth", "coco", "out"),
-                      {"random_init": False, "overrides": ("SOLVER.MAX_ITER", "4"), "seed": 2,
-                       "config_file": "c.yaml", "arch": "resnet50", "baseline": True})]
+    assert calls == [["--task", "coco_detection", "--data-root", "coco", "--output-dir", "out", "--seed", "2",
+                      "--arch", "resnet50", "--backbone", "w.pth", "--baseline", "--config-file", "c.yaml",
+                      "SOLVER.MAX_ITER", "4"]]
     run_task(get_task("voc0712_detection"), TaskRun(weights=None, data_root=Path("v"), output_dir=Path("o"),
                                                      arch="resnet18"), "detectron2")
-    assert calls[-1][1]["arch"] == "resnet18" and calls[-1][1]["random_init"] is True
+    assert calls[-1] == ["--task", "voc0712_detection", "--data-root", "v", "--output-dir", "o", "--seed", "0",
+                         "--arch", "resnet18", "--random-init"]
 
 
 def test_torchvision_engine_config_file_replaces_the_protocol_config(monkeypatch):
-    monkeypatch.setattr(tv_tasks, "train_and_evaluate", lambda config: config)
-    instant = Path(tv_tasks.CONFIG_DIR) / "voc_instant_test.yaml"
+    monkeypatch.setattr(tv_runner, "train_and_evaluate", lambda config: config)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 1)
+    instant = Path(tv_runner.CONFIG_DIR) / "voc_instant_test.yaml"
     instant_values = yaml.safe_load(instant.read_text())
-    config = tv_tasks.run_detection("voc0712_detection", "w.pth", "VOCdevkit", "out", config_file=str(instant))
-    assert config.model.arch == instant_values["model"]["arch"]
+    spec = get_task("voc0712_detection")
+
+    def run(**options):
+        return spec.runners["torchvision"](spec, TaskRun(weights="w.pth", data_root=Path("VOCdevkit"),
+                                                         output_dir=Path("out"), **options))
+
+    config = run(config_file=str(instant), arch=instant_values["model"]["arch"])
     assert config.solver.max_iter == instant_values["solver"]["max_iter"]
-    assert (config.data.root, config.model.weights) == ("VOCdevkit", "w.pth")
-    protocol = tv_tasks.run_detection("voc0712_detection", "w.pth", "VOCdevkit", "out")
+    assert (config.data.root, config.model.weights, config.task) == ("VOCdevkit", "w.pth", "voc0712_detection")
+    protocol = run()
     assert (protocol.solver.max_iter, protocol.model.arch) == (24000, "resnet50")
-    assert tv_tasks.run_detection("voc0712_detection", "w.pth", "VOCdevkit", "out", config_file=str(instant),
-                                  arch="resnet34").model.arch == "resnet34"
+    assert run(config_file=str(instant), arch="resnet34").model.arch == "resnet34"
+    coco = get_task("coco_detection")
+    box_only = coco.runners["torchvision"](coco, TaskRun(weights="w.pth", data_root=Path("coco"),
+                                                         output_dir=Path("out")))
+    assert (box_only.task, box_only.model.meta_arch, box_only.data.format) == ("coco_detection", "faster_rcnn", "coco")

@@ -19,8 +19,8 @@ from core.backbone import build_backbone  # noqa: E402
 from transfer.detection import UnsupportedBackboneError  # noqa: E402
 from transfer.detection.detectron2 import train_net  # noqa: E402
 from transfer.detection.detectron2.convert import convert_checkpoint  # noqa: E402
-from transfer.detection.torchvision.tasks import run_detection  # noqa: E402
 from core.results import read_result  # noqa: E402
+from transfer.registry import TaskRun, get_task, run_task  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 QUICK = REPO_ROOT / "configs" / "detectron2" / "quick_schedules"
@@ -155,7 +155,14 @@ def test_user_registered_datasets_are_usable(tmp_path, demo_root, weights, capsy
     assert "NAME=DIR:SPLIT[:YEAR]" in capsys.readouterr().err
 
 
-# run_detection: the evaluation suite's in-process entry, through tv_tasks' engine dispatch.
+# The registered tasks' detectron2 runner in this process (train_net.run_detection), as the suite calls it.
+
+
+def run_detection(task, weights, data_root, output_dir, **options):
+    run = TaskRun(weights=weights, data_root=Path(data_root), output_dir=Path(output_dir), processes=1, **options)
+    return run_task(get_task(task), run, "detectron2")
+
+
 RUN_OVERRIDES = ["SOLVER.MAX_ITER", "2", "TEST.PRECISE_BN.NUM_ITER", "1", "INPUT.MIN_SIZE_TEST", "96",
                  "MODEL.RPN.POST_NMS_TOPK_TEST", "10", "TEST.DETECTIONS_PER_IMAGE", "10"]
 
@@ -166,7 +173,7 @@ def test_run_detection_resnet18_demo_path(tmp_path, demo_root):
     weights = tmp_path / "resnet18.pth"
     torch.save(build_backbone("resnet18").state_dict(), weights)
     result = run_detection("voc0712_detection", str(weights), str(demo_root / "VOCdevkit"), str(tmp_path / "out"),
-                           engine="detectron2", overrides=RUN_OVERRIDES, seed=4, arch="resnet18",
+                           overrides=RUN_OVERRIDES, seed=4, arch="resnet18",
                            config_file=str(VOC_INSTANT))
     assert read_result(tmp_path / "out" / "results.json") == result
     assert (result.task, result.dataset, result.split, result.engine, result.seed) == (
@@ -185,8 +192,8 @@ def test_run_detection_resnet18_demo_path(tmp_path, demo_root):
 
 
 def test_run_detection_coco_box_only_from_random_weights(tmp_path, demo_root):
-    result = run_detection("coco_detection", None, str(demo_root / "coco"), str(tmp_path), engine="detectron2",
-                           random_init=True, overrides=[*RUN_OVERRIDES, "SOLVER.MAX_ITER", "1"],
+    result = run_detection("coco_detection", None, str(demo_root / "coco"), str(tmp_path),
+                           overrides=[*RUN_OVERRIDES, "SOLVER.MAX_ITER", "1"],
                            config_file=str(QUICK / "coco_mask_rcnn_R_50_C4_instant_test.yaml"))
     assert (result.task, result.dataset, result.split) == ("coco_detection", "coco2017", "val")
     check_ap_metrics(result.metrics, ["box_AP", "box_AP50", "box_AP75"])
@@ -196,24 +203,20 @@ def test_run_detection_coco_box_only_from_random_weights(tmp_path, demo_root):
 
 
 def test_run_detection_refusals_before_training(tmp_path, demo_root, weights):
-    with pytest.raises(train_net.SetupError, match=r"needs data_root to be a VOCdevkit folder"):
-        run_detection("voc0712_detection", str(weights), str(demo_root / "VOCdevkit" / "VOC2007"), str(tmp_path),
-                      engine="detectron2")
+    with pytest.raises(train_net.SetupError, match=r"needs --data-root to be a VOCdevkit folder"):
+        run_detection("voc0712_detection", str(weights), str(demo_root / "VOCdevkit" / "VOC2007"), str(tmp_path))
     (tmp_path / "VOCdevkit").mkdir()
     (tmp_path / "VOCdevkit" / "VOC2007").symlink_to(demo_root / "VOCdevkit" / "VOC2007")
     with pytest.raises(train_net.SetupError, match=r"missing .*VOCdevkit/VOC2012/Annotations"):
-        run_detection("voc0712_detection", str(weights), str(tmp_path / "VOCdevkit"), str(tmp_path),
-                      engine="detectron2")
+        run_detection("voc0712_detection", str(weights), str(tmp_path / "VOCdevkit"), str(tmp_path))
     with pytest.raises(train_net.SetupError, match="KEY VALUE"):
-        run_detection("coco_detection", str(weights), str(demo_root / "coco"), str(tmp_path), engine="detectron2",
+        run_detection("coco_detection", str(weights), str(demo_root / "coco"), str(tmp_path),
                       overrides=["SOLVER.MAX_ITER"])
-    with pytest.raises(train_net.SetupError, match="random_init"):
-        run_detection("coco_detection", None, str(demo_root / "coco"), str(tmp_path), engine="detectron2")
     with pytest.raises(UnsupportedBackboneError, match="FPN"):
         run_detection("voc0712_detection", str(weights), str(demo_root / "VOCdevkit"), str(tmp_path),
-                      engine="detectron2", arch="resnet34")
+                      arch="resnet34")
     with pytest.raises(train_net.SetupError, match="MODEL.MASK_ON"):
-        run_detection("coco_detection", None, str(demo_root / "coco"), str(tmp_path), engine="detectron2",
-                      random_init=True, config_file=str(QUICK / "coco_mask_rcnn_R_50_C4_instant_test.yaml"),
+        run_detection("coco_detection", None, str(demo_root / "coco"), str(tmp_path),
+                      config_file=str(QUICK / "coco_mask_rcnn_R_50_C4_instant_test.yaml"),
                       overrides=["MODEL.MASK_ON", "True"])
     assert not (tmp_path / "model_final.pth").exists()

@@ -19,7 +19,6 @@ from transfer.detection.__main__ import main as detection_main
 from transfer.detection.torchvision.config import load_detection_config
 from transfer.detection.torchvision.evaluate import evaluate_coco, evaluate_voc
 from transfer.detection.engines import detectron2_available
-from transfer.detection.torchvision.tasks import run_detection
 from transfer.registry import EngineUnavailableError, TaskRun, get_task, run_task
 from transfer.detection.torchvision.train import load_datasets, train_and_evaluate
 from core.results import read_result
@@ -74,10 +73,11 @@ def test_voc_training_writes_results_and_resumes(demo_root, weights, tmp_path):
         train_and_evaluate(voc_config(demo_root, weights, tmp_path, "solver.max_iter=3", "seed=5"))
 
 
-def test_coco_mask_rcnn_through_run_detection(demo_root, weights, tmp_path):
-    result = run_detection("coco_instance_segmentation", str(weights), str(demo_root / "coco"), str(tmp_path),
-                           overrides=[*instant_test_overrides("coco_instant_test.yaml"), "solver.max_iter=2",
-                                      "solver.checkpoint_period=100"], seed=3)
+def test_coco_mask_rcnn_through_the_registry(demo_root, weights, tmp_path):
+    run = TaskRun(weights=str(weights), data_root=demo_root / "coco", output_dir=tmp_path, seed=3,
+                  overrides=(*instant_test_overrides("coco_instant_test.yaml"), "solver.max_iter=2",
+                             "solver.checkpoint_period=100"))
+    result = run_task(get_task("coco_instance_segmentation"), run, "torchvision")
     assert result.task == "coco_instance_segmentation" and result.dataset == "coco2017" and result.seed == 3
     assert set(result.metrics) == {f"{kind}_{name}" for kind in ("box", "mask") for name in ("AP", "AP50", "AP75")}
     assert all(np.isfinite(value) for value in result.metrics.values())

@@ -101,32 +101,44 @@ def seeded_randomness(seed: int) -> Iterator[None]:
             random.setstate(python_state)
 
 
-class TwoViewDataset(Dataset):
-    """Returns ``(view1, view2, skipped)`` for key ``(epoch, index)``; ``skipped`` counts unreadable files."""
+def read_rgb(path: str) -> Image.Image:
+    """The image at ``path`` decoded by PIL as RGB (the input of ``BarlowTwinsTransform``)."""
+    with Image.open(path) as handle:
+        return handle.convert("RGB")
 
-    def __init__(self, paths: list[str], transform: Callable, seed: int) -> None:
+
+def read_bytes(path: str) -> bytes:
+    """The encoded file (the input of ``pretrain.decode_views.DecodingTwoViewTransform``)."""
+    return Path(path).read_bytes()
+
+
+class TwoViewDataset(Dataset):
+    """Returns ``(view1, view2, skipped)`` for key ``(epoch, index)``; ``skipped`` counts unreadable files.
+
+    ``transform`` gets what ``read`` returns for the file; an image that fails in either is unreadable.
+    """
+
+    def __init__(self, paths: list[str], transform: Callable, seed: int,
+                 read: Callable[[str], object] = read_rgb) -> None:
         self.paths = paths
         self.transform = transform
         self.seed = seed
+        self.read = read
         self._reported: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, key: SampleKey) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The views of the image at ``index``, or of the next readable one after it, with the number of
+        files skipped; the augmentation seed is the requested sample's either way."""
         epoch, index = key
-        image, skipped = self._load_readable(index)
-        with seeded_randomness(sample_seed(self.seed, epoch, index)):
-            view1, view2 = self.transform(image)
-        return view1, view2, skipped
-
-    def _load_readable(self, index: int) -> tuple[Image.Image, int]:
-        """The image at ``index``, or the next readable one after it, with the number of files skipped."""
         for attempt in range(min(MAX_REPLACEMENT_ATTEMPTS, len(self.paths))):
             path = self.paths[(index + attempt) % len(self.paths)]
             try:
-                with Image.open(path) as handle:
-                    return handle.convert("RGB"), attempt
+                with seeded_randomness(sample_seed(self.seed, epoch, index)):
+                    view1, view2 = self.transform(self.read(path))
+                return view1, view2, attempt
             except DECODE_ERRORS as error:
                 if path not in self._reported:
                     self._reported.add(path)

@@ -25,7 +25,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from pretrain.checkpoint import load_checkpoint, save_checkpoint
 from pretrain.config import ConfigError, config_to_dict, save_config
-from pretrain.data import DataError, EpochBatchSampler, TwoViewDataset, build_loader, list_images
+from pretrain.data import DataError, EpochBatchSampler, TwoViewDataset, build_loader, list_images, read_bytes
+from pretrain.decode_views import DecodingTwoViewTransform
 from pretrain.distributed import (DistributedContext, any_process, barrier, init_distributed,
                                   shutdown_distributed, sum_over_processes)
 from pretrain.export import backbone_state_from_model, save_backbone
@@ -36,7 +37,6 @@ from pretrain.schedule import adjust_learning_rate
 from pretrain.signals import StopRequest
 from pretrain.stats import ProgressBar, StatsLogger
 from pretrain.training_state import build_checkpoint, changed_settings, restore_checkpoint
-from pretrain.transforms import BarlowTwinsTransform
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,8 @@ def _pretrain(config: PretrainConfig, context: DistributedContext) -> Outcome:
         raise ConfigError(f"config key 'batch_size' ({config.batch_size}) must be divisible by the number of "
                          f"processes ({context.world_size})")
     logger.info("data: %d images in %s (%s layout)", len(paths), config.data.root, layout)
-    dataset = TwoViewDataset(paths, BarlowTwinsTransform(size=config.data.image_size), seed=config.seed)
+    dataset = TwoViewDataset(paths, DecodingTwoViewTransform(size=config.data.image_size), seed=config.seed,
+                             read=read_bytes)
     sampler = EpochBatchSampler(dataset, config.batch_size // context.world_size, context.world_size, context.rank,
                                 seed=config.seed)
     if sampler.batches_per_epoch == 0:

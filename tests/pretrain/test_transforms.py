@@ -154,9 +154,9 @@ def test_op_probabilities_and_blur_sigma_range(monkeypatch):
         calls["blur"].append(sigma)
         return original_blur(view, sigma)
 
-    def counting_jitter(self, view):
+    def counting_jitter(self, view, *params):
         calls["jitter"] += 1
-        return original_jitter(self, view)
+        return original_jitter(self, view, *params)
 
     def counting_solarize(view, threshold):
         calls["solarize"] += 1

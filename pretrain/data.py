@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from pretrain.shards import INDEX_FILE as SHARD_INDEX_FILE
 from pretrain.signals import ignore_preemption_signals
 
 logger = logging.getLogger(__name__)
@@ -66,16 +67,22 @@ LAYOUTS: dict[str, Callable[[Path], list[str]]] = {
 
 
 def detect_layout(root: str | Path) -> str:
-    """``"imagefolder"`` if ``root`` has class sub-folders holding images, else ``"flat"``."""
+    """``"shards"`` if ``root`` holds a shard index (``pretrain.shards``), ``"imagefolder"`` if it has class
+    sub-folders holding images, else ``"flat"``."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"data folder not found: {root} (set data.root to an ImageFolder tree or a folder of images)")
+        raise DataError(f"data folder not found: {root} (set data.root to an ImageFolder tree, a folder of images "
+                        f"or a shard folder)")
+    if (root / SHARD_INDEX_FILE).is_file():
+        return "shards"
     return "imagefolder" if _has_class_folders(root) else "flat"
 
 
 def list_images(root: str | Path) -> tuple[list[str], str]:
     """All training image paths under ``root`` in a fixed order, and the detected layout name."""
     layout = detect_layout(root)
+    if layout not in LAYOUTS:
+        raise DataError(f"{root} is a shard folder ({SHARD_INDEX_FILE}); it has no image files to list")
     paths = LAYOUTS[layout](Path(root))
     if not paths:
         raise DataError(f"data folder {root} holds no images (looked for {', '.join(IMG_EXTENSIONS)} files "

@@ -25,11 +25,10 @@ from torch.nn.parallel import DistributedDataParallel
 
 from pretrain.checkpoint import load_checkpoint, save_checkpoint
 from pretrain.config import ConfigError, config_to_dict, save_config
-from pretrain.data import DataError, EpochBatchSampler, TwoViewDataset, build_loader, list_images, read_bytes
-from pretrain.decode_views import DecodingTwoViewTransform
 from pretrain.distributed import (DistributedContext, any_process, barrier, init_distributed,
                                   shutdown_distributed, sum_over_processes)
 from pretrain.export import backbone_state_from_model, save_backbone
+from pretrain.loaders import TrainingData, build_training_data
 from pretrain.model import BarlowTwins
 from pretrain.optim import LARS, param_groups_weights_biases
 from pretrain.pretrain_config import PretrainConfig
@@ -107,29 +106,20 @@ def pretrain(config: PretrainConfig) -> Outcome:
 
 
 def _pretrain(config: PretrainConfig, context: DistributedContext) -> Outcome:
-    paths, layout = list_images(config.data.root)
     if config.batch_size % context.world_size:
         raise ConfigError(f"config key 'batch_size' ({config.batch_size}) must be divisible by the number of "
                          f"processes ({context.world_size})")
-    logger.info("data: %d images in %s (%s layout)", len(paths), config.data.root, layout)
-    dataset = TwoViewDataset(paths, DecodingTwoViewTransform(size=config.data.image_size), seed=config.seed,
-                             read=read_bytes)
-    sampler = EpochBatchSampler(dataset, config.batch_size // context.world_size, context.world_size, context.rank,
-                                seed=config.seed)
-    if sampler.batches_per_epoch == 0:
-        raise DataError(f"{config.data.root}: {len(paths)} image(s) give no batch of at least 2 per process "
-                        f"({context.world_size} process(es)); add images")
-    run = _build_run(config, context, sampler.batches_per_epoch)
+    data = build_training_data(config, context)
+    run = _build_run(config, context, data.batches_per_epoch)
     output_dir = Path(config.output_dir)
     if context.is_main:
         output_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, output_dir / CONFIG_FILE)
-    loader = build_loader(dataset, sampler, config.data.workers, pin_memory=context.device.type == "cuda")
     stats = StatsLogger(output_dir, context.is_main, config.tensorboard, resume_step=run.step)
     progress = ProgressBar(run.total_steps, run.step, context.is_main and config.progress_bar)
     try:
         with StopRequest() as stop:
-            if _train_epochs(run, sampler, loader, stats, progress, stop) == "preempted":
+            if _train_epochs(run, data, stats, progress, stop) == "preempted":
                 return "preempted"
     finally:
         progress.close()
@@ -190,8 +180,8 @@ class _Window:
         self.skipped = 0
 
 
-def _train_epochs(run: Run, sampler: EpochBatchSampler, loader: torch.utils.data.DataLoader, stats: StatsLogger,
-                  progress: ProgressBar, stop: StopRequest) -> Outcome:
+def _train_epochs(run: Run, data: TrainingData, stats: StatsLogger, progress: ProgressBar,
+                  stop: StopRequest) -> Outcome:
     config, device = run.config, run.context.device
     memory_format = torch.channels_last if device.type == "cuda" and config.channels_last else torch.preserve_format
     nonfinite_losses = torch.zeros((), dtype=torch.int64, device=device)
@@ -199,9 +189,9 @@ def _train_epochs(run: Run, sampler: EpochBatchSampler, loader: torch.utils.data
     run_start = time.perf_counter()
     window = _Window(start=run_start)
     for epoch in range(run.step // run.steps_per_epoch, config.epochs):
-        sampler.set_epoch(epoch, start_batch=run.step - epoch * run.steps_per_epoch)
+        data.set_epoch(epoch, run.step - epoch * run.steps_per_epoch)
         run.network.train()
-        for view1, view2, skipped in loader:
+        for view1, view2, skipped in data.batches:
             learning_rates = adjust_learning_rate(
                 run.optimizer, run.step, run.steps_per_epoch, config.epochs, config.batch_size,
                 warmup_epochs=config.optim.warmup_epochs, end_factor=config.optim.end_factor,

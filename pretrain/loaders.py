@@ -1,7 +1,8 @@
 """Chooses and builds the pretraining data loader: ``data.loader`` (torch or dali) x layout (folder or shards).
 
 Every loader yields ``(view1, view2, skipped)`` batches of one rank, resumable at any batch with
-``set_epoch(epoch, start_batch)``, and depends only on (seed, epoch, rank) for its order and augmentations.
+``set_epoch(epoch, start_batch)``; order and augmentations depend only on (seed, epoch, rank, sample), and
+both loaders read the same samples in the same order (they differ only in the numerics of the views).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Callable, Iterable
 
 import torch
 
+from pretrain.config import ConfigError
 from pretrain.data import (DataError, EpochBatchSampler, TwoViewDataset, build_loader, detect_layout, list_images,
                            read_bytes)
 from pretrain.decode_views import DecodingTwoViewTransform
@@ -35,34 +37,59 @@ class TrainingData:
     description: str
 
 
-def build_training_data(config: PretrainConfig, context: DistributedContext) -> TrainingData:
-    """The loader ``config.data`` asks for, over the folder or shard set at ``data.root``."""
+def build_training_data(config: PretrainConfig, context: DistributedContext,
+                        output_dtype: torch.dtype = torch.float32) -> TrainingData:
+    """The loader ``config.data`` asks for, over the folder or shard set at ``data.root``.
+
+    ``output_dtype`` is the dtype of the DALI loader's views (bfloat16 under bf16 autocast); the torch
+    loader always returns float32 on the CPU.
+    """
     data = config.data
     layout = detect_layout(data.root)
     per_device_batch = config.batch_size // context.world_size
-    if data.loader == "dali":
-        from pretrain.dali_loader import build_dali_data  # optional dependency: nvidia-dali
-
-        training = build_dali_data(config, context, layout)
-    elif layout == "shards":
+    transform = DecodingTwoViewTransform(data.image_size)
+    pin_memory = context.device.type == "cuda"
+    if layout == "shards":
         try:
             index = read_index(data.root)
         except ShardIndexError as error:
             raise DataError(str(error)) from error
-        stream = ShardTwoViewStream(index, DecodingTwoViewTransform(data.image_size), config.seed, per_device_batch,
-                                    context.world_size, context.rank, data.shuffle_buffer)
-        training = TrainingData(build_shard_loader(stream, data.workers, pin_memory=context.device.type == "cuda"),
-                                stream.batches_per_epoch, stream.set_epoch,
-                                f"{index.total} images in {len(index.shards)} shards in {data.root}")
+        stream = ShardTwoViewStream(index, transform, config.seed, per_device_batch, context.world_size,
+                                    context.rank, data.shuffle_buffer)
+        description = f"{index.total} images in {len(index.shards)} shards in {data.root}"
+        if data.loader == "dali":
+            batches = _dali_loader("shards", stream, config, context, output_dtype)
+        else:
+            batches = build_shard_loader(stream, data.workers, pin_memory)
+        training = TrainingData(batches, stream.batches_per_epoch, stream.set_epoch, description)
     else:
         paths, layout = list_images(data.root)
-        dataset = TwoViewDataset(paths, DecodingTwoViewTransform(data.image_size), seed=config.seed, read=read_bytes)
+        dataset = TwoViewDataset(paths, transform, seed=config.seed, read=read_bytes)
         sampler = EpochBatchSampler(dataset, per_device_batch, context.world_size, context.rank, seed=config.seed)
-        training = TrainingData(build_loader(dataset, sampler, data.workers, pin_memory=context.device.type == "cuda"),
-                                sampler.batches_per_epoch, sampler.set_epoch,
-                                f"{len(paths)} images in {data.root} ({layout} layout)")
+        description = f"{len(paths)} images in {data.root} ({layout} layout)"
+        if data.loader == "dali":
+            batches = _dali_loader("folder", (paths, sampler), config, context, output_dtype)
+        else:
+            batches = build_loader(dataset, sampler, data.workers, pin_memory)
+        training = TrainingData(batches, sampler.batches_per_epoch, sampler.set_epoch, description)
     if training.batches_per_epoch == 0:
         raise DataError(f"{data.root}: {training.description} give no batch of at least 2 per process "
                         f"({context.world_size} process(es)); add images")
     logger.info("data: %s, %s loader", training.description, data.loader)
     return training
+
+
+def _dali_loader(kind: str, source: object, config: PretrainConfig, context: DistributedContext,
+                 output_dtype: torch.dtype) -> Iterable[Batch]:
+    try:
+        from pretrain import dali_loader
+    except ImportError as error:
+        raise ConfigError(f"config key 'data.loader' is 'dali' but NVIDIA DALI cannot be imported ({error}); "
+                          f"install it with: pip install -e .[dali]") from error
+    if kind == "shards":
+        reader = dali_loader.ShardSource(source)
+    else:
+        paths, sampler = source
+        reader = dali_loader.FolderSource(paths, sampler, config.seed)
+    return dali_loader.DaliTwoViewLoader(reader, config.data.image_size, config.data.dali_threads, context.device,
+                                         output_dtype, config.seed, config.batch_size // context.world_size)

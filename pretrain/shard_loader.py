@@ -92,13 +92,19 @@ class ShardTwoViewStream(IterableDataset):
             for missing in range(read, piece.take):
                 yield self.index.total + missing, None
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        worker = get_worker_info()
-        worker_id, workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+    def raw_batches(self) -> Iterator[tuple[int, list[RawSample]]]:
+        """(batch number, samples) from ``start_batch`` on; earlier batches are read but not returned."""
         samples = self.raw_samples()
         for number in range(self.batches_per_epoch):
             batch = list(itertools.islice(samples, self.per_device_batch))
-            if number >= self.start_batch and (number - self.start_batch) % workers == worker_id:
+            if number >= self.start_batch:
+                yield number, batch
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        worker = get_worker_info()
+        worker_id, workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+        for number, batch in self.raw_batches():
+            if (number - self.start_batch) % workers == worker_id:
                 yield self._decode_batch(batch)
 
     def _decode_batch(self, batch: list[RawSample]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -109,7 +109,8 @@ def _pretrain(config: PretrainConfig, context: DistributedContext) -> Outcome:
     if config.batch_size % context.world_size:
         raise ConfigError(f"config key 'batch_size' ({config.batch_size}) must be divisible by the number of "
                          f"processes ({context.world_size})")
-    data = build_training_data(config, context)
+    autocast_dtype = PRECISIONS[resolve_precision(config.precision, context.device)]
+    data = build_training_data(config, context, output_dtype=autocast_dtype or torch.float32)
     run = _build_run(config, context, data.batches_per_epoch)
     output_dir = Path(config.output_dir)
     if context.is_main:

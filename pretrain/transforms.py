@@ -97,7 +97,7 @@ def adjust_hue(image: Tensor, hue_factor: float) -> Tensor:
     hue.addcmul_((blue - red).add_(chroma, alpha=2), is_green)
     hue.addcmul_((red - green).add_(chroma, alpha=4), 1 - is_red - is_green).mul_(inverse_chroma)
     sector = hue.add_(6 * hue_factor) + _HEXCONE_OFFSETS.to(image.device)
-    sector.sub_(torch.floor(sector / 6).mul_(6))
+    sector.sub_(torch.floor(sector * (1 / 6)).mul_(6))
     return torch.minimum(sector, 4 - sector).clamp_(0, 1).mul_(chroma).neg_().add_(maximum)
 
 
@@ -126,13 +126,20 @@ def gaussian_blur(image: Tensor, sigma: float) -> Tensor:
     for offset in range(1, radius + 1):
         above = padded[:, radius - offset:radius - offset + height, :]
         below = padded[:, radius + offset:radius + offset + height, :]
-        columns.add_(above + below, alpha=weights[radius + offset])
+        columns.add_(above, alpha=weights[radius + offset]).add_(below, alpha=weights[radius + offset])
     blurred = columns[:, :, radius:radius + width] * weights[radius]
     for offset in range(1, radius + 1):
         left = columns[:, :, radius - offset:radius - offset + width]
         right = columns[:, :, radius + offset:radius + offset + width]
-        blurred.add_(left + right, alpha=weights[radius + offset])
+        blurred.add_(left, alpha=weights[radius + offset]).add_(right, alpha=weights[radius + offset])
     return blurred
+
+
+def solarize(image: Tensor, threshold: float) -> Tensor:
+    """Inverts (``1 - x``) the values at or above ``threshold`` of a float image in [0, 1], as torchvision's
+    ``solarize``, written as arithmetic because ``torch.where`` is slow on CPU."""
+    above = (image >= threshold).to(image.dtype)
+    return image.addcmul(above, image.mul(-2).add_(1))
 
 
 def _torch_chance(probability: float) -> bool:
@@ -159,7 +166,7 @@ class BarlowTwinsTransform:
         self.crop = transforms_v1.RandomResizedCrop(size, scale=CROP_SCALE, interpolation=BICUBIC)
         self.jitter = transforms_v1.ColorJitter(**JITTER_STRENGTH)
         self._mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-        self._std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+        self._inverse_std = 1 / torch.tensor(IMAGENET_STD).view(3, 1, 1)
         self._jitter_ops: dict[int, Callable[[Tensor, float], Tensor]] = {
             0: tensor_ops.adjust_brightness, 1: tensor_ops.adjust_contrast,
             2: tensor_ops.adjust_saturation, 3: adjust_hue,
@@ -214,8 +221,8 @@ class BarlowTwinsTransform:
         if params.blur_sigma is not None:
             view = gaussian_blur(view, params.blur_sigma)
         if params.solarize:
-            view = tensor_ops.solarize(view, threshold=SOLARIZE_THRESHOLD / 255)
-        return (view - self._mean) / self._std
+            view = solarize(view, threshold=SOLARIZE_THRESHOLD / 255)
+        return (view - self._mean).mul_(self._inverse_std)
 
     def color_jitter(self, view: Tensor, jitter: JitterParams | None = None) -> Tensor:
         """ColorJitter on a float view: ops in ``jitter``'s order with its factors (drawn as torchvision does

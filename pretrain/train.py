@@ -46,7 +46,7 @@ Outcome = Literal["completed", "preempted"]
 # Settings that may change between a run and its resumption without changing what is trained.
 RUNTIME_ONLY_KEYS = frozenset({"output_dir", "stop_after_steps", "progress_bar", "tensorboard", "log_every",
                                "checkpoint_every_steps", "checkpoint_every_epochs", "compile", "data.root",
-                               "data.workers", "knn"})
+                               "data.workers", "data.dali_threads", "knn"})
 
 # Autocast dtype per precision name; None trains in float32.
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}

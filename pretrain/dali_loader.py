@@ -27,8 +27,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from pretrain.data import DECODE_ERRORS, MAX_REPLACEMENT_ATTEMPTS, DataError, EpochBatchSampler, read_bytes, \
-    sample_seed, seeded_randomness
+from pretrain.data import (DECODE_ERRORS, MAX_REPLACEMENT_ATTEMPTS, DataError, EpochBatchSampler, read_bytes,
+                           sample_seed, seeded_randomness)
 from pretrain.dali_pipeline import VIEW_INPUTS, build_pipeline
 from pretrain.decode_views import DecodingTwoViewTransform
 from pretrain.jpeg_decode import image_size
@@ -158,7 +158,7 @@ class DaliTwoViewLoader:
 
     def make_batch(self, slots: list[Slot]) -> Batch:
         """The views of one batch: DALI, or the CPU path for a batch DALI cannot decode."""
-        params = [self._draw(slot) for slot in slots]
+        params = [self.draw_params(slot) for slot in slots]
         skipped = torch.tensor([slot.skipped for slot in slots])
         try:
             view1, view2 = self._run_dali(slots, params)
@@ -168,7 +168,8 @@ class DaliTwoViewLoader:
             view1, view2, skipped = self._cpu_batch(slots)
         return self._to_output(view1), self._to_output(view2), skipped
 
-    def _draw(self, slot: Slot) -> list[ViewParams]:
+    def draw_params(self, slot: Slot) -> list[ViewParams]:
+        """Both views' parameters for a sample: ``BarlowTwinsTransform.draw_view`` under the sample's seed."""
         height, width = image_size(slot.blob)
         with seeded_randomness(slot.seed):
             return [self.views.draw_view(height, width, recipe) for recipe in VIEW_RECIPES]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Callable, Iterable
 
 import torch
@@ -58,7 +59,7 @@ def build_training_data(config: PretrainConfig, context: DistributedContext,
                                     context.rank, data.shuffle_buffer)
         description = f"{index.total} images in {len(index.shards)} shards in {data.root}"
         if data.loader == "dali":
-            batches = _dali_loader("shards", stream, config, context, output_dtype)
+            batches = _dali_loader(lambda dali: dali.ShardSource(stream), config, context, output_dtype)
         else:
             batches = build_shard_loader(stream, data.workers, pin_memory)
         training = TrainingData(batches, stream.batches_per_epoch, stream.set_epoch, description)
@@ -68,7 +69,8 @@ def build_training_data(config: PretrainConfig, context: DistributedContext,
         sampler = EpochBatchSampler(dataset, per_device_batch, context.world_size, context.rank, seed=config.seed)
         description = f"{len(paths)} images in {data.root} ({layout} layout)"
         if data.loader == "dali":
-            batches = _dali_loader("folder", (paths, sampler), config, context, output_dtype)
+            batches = _dali_loader(lambda dali: dali.FolderSource(paths, sampler, config.seed), config, context,
+                                   output_dtype)
         else:
             batches = build_loader(dataset, sampler, data.workers, pin_memory)
         training = TrainingData(batches, sampler.batches_per_epoch, sampler.set_epoch, description)
@@ -79,17 +81,14 @@ def build_training_data(config: PretrainConfig, context: DistributedContext,
     return training
 
 
-def _dali_loader(kind: str, source: object, config: PretrainConfig, context: DistributedContext,
+def _dali_loader(make_source: Callable[[ModuleType], object], config: PretrainConfig, context: DistributedContext,
                  output_dtype: torch.dtype) -> Iterable[Batch]:
+    """The DALI loader over the source ``make_source(pretrain.dali_loader)`` (imported only here: optional)."""
     try:
         from pretrain import dali_loader
     except ImportError as error:
         raise ConfigError(f"config key 'data.loader' is 'dali' but NVIDIA DALI cannot be imported ({error}); "
                           f"install it with: pip install -e .[dali]") from error
-    if kind == "shards":
-        reader = dali_loader.ShardSource(source)
-    else:
-        paths, sampler = source
-        reader = dali_loader.FolderSource(paths, sampler, config.seed)
-    return dali_loader.DaliTwoViewLoader(reader, config.data.image_size, config.data.dali_threads, context.device,
-                                         output_dtype, config.seed, config.batch_size // context.world_size)
+    return dali_loader.DaliTwoViewLoader(make_source(dali_loader), config.data.image_size, config.data.dali_threads,
+                                         context.device, output_dtype, config.seed,
+                                         config.batch_size // context.world_size)

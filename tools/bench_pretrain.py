@@ -59,6 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--compile", action="store_true", help="also measure (c) with torch.compile")
     parser.add_argument("--skip-training", action="store_true", help="only (a) and (b)")
+    parser.add_argument("--skip-data", action="store_true", help="only (c)")
     return parser.parse_args(argv)
 
 
@@ -147,15 +148,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.photos:
         sets["photo"], names = photo_jpegs(args.images)
         print(f"photos: {', '.join(names)}")
-    run_per_core(args, sets, official)
+    if not args.skip_data:
+        run_per_core(args, sets, official)
     with tempfile.TemporaryDirectory(prefix="bench_pretrain_") as scratch:
         roots = {}
         for name, blobs in sets.items():
             roots[name] = Path(scratch) / name
             write_image_folder(blobs, roots[name])
         for name, root in roots.items():
-            print(f"[{name} JPEGs]")
-            run_per_loader(args, root, official)
+            if not args.skip_data:
+                print(f"[{name} JPEGs]")
+                run_per_loader(args, root, official)
         if not args.skip_training:
             run_whole_step(args, roots["generated"], official)
 

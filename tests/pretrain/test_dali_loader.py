@@ -58,7 +58,7 @@ def photos() -> list[bytes]:
 def test_fed_parameters_follow_the_recipe(photos):
     loader = DaliTwoViewLoader(OneBatch(), 64, 1, CPU, torch.float32, 0, 4)
     samples = 2000
-    draws = [loader._draw(Slot(seed, photos[0], 0)) for seed in range(samples)]
+    draws = [loader.draw_params(Slot(seed, photos[0], 0)) for seed in range(samples)]
     height, width = 427, 640
     for view, (blur_p, solarize_p) in enumerate(((1.0, 0.0), (0.1, 0.2))):
         fed = view_inputs([draw[view] for draw in draws])
@@ -106,7 +106,7 @@ def test_views_match_the_torch_path_at_the_same_parameters(photos):
     for index, slot in enumerate(slots):
         with seeded_randomness(slot.seed):
             expected = reference(slot.blob)
-        for ours, theirs, params in zip((view1[index], view2[index]), expected, loader._draw(slot)):
+        for ours, theirs, params in zip((view1[index], view2[index]), expected, loader.draw_params(slot)):
             levels = ((ours - theirs) * STD).abs() * 255
             interior = levels[:, 6:-6, 6:-6]
             assert interior.mean() <= 0.25 and interior.max() <= 6 and levels.mean() <= 1.0

@@ -94,7 +94,8 @@ def test_epoch_plans_split_every_epoch_evenly_over_ranks(tmp_path, world_size):
     assert len(orders) > 1  # shards are reshuffled per epoch
 
 
-def stream_of(shard_set: Path, rank: int = 0, world_size: int = 1, batch: int = 3, buffer: int = 4) -> ShardTwoViewStream:
+def stream_of(shard_set: Path, rank: int = 0, world_size: int = 1, batch: int = 3,
+              buffer: int = 4) -> ShardTwoViewStream:
     return ShardTwoViewStream(read_index(shard_set), DecodingTwoViewTransform(16), seed=3, per_device_batch=batch,
                               world_size=world_size, rank=rank, shuffle_buffer=buffer)
 

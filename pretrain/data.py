@@ -6,6 +6,9 @@ Two layouts are recognised (``detect_layout``), checked before any work starts:
   labels are ignored);
 * ``flat``: images directly in ``root`` (no class folders; not recursive), e.g. a user's own photos.
 
+A third, ``shards`` (a folder with ``shards.json``, see ``pretrain.shards``), is recognised here and read by
+``pretrain.shard_loader``.
+
 Determinism: the order of an epoch depends only on (seed, epoch), as ``DistributedSampler``; the random
 augmentations of a sample depend only on (seed, epoch, sample index), whichever worker decodes it. So a run
 resumed mid-epoch sees exactly the batches an uninterrupted run would, and skipped batches are never decoded.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import random
 from typing import Callable, Iterator
 
 import torch
@@ -70,7 +71,8 @@ class ShardTwoViewStream(IterableDataset):
         plan = epoch_plan(self.index, self.seed, self.epoch, self.world_size, self.rank)
         stream = itertools.chain.from_iterable(self._read(piece) for piece in plan)
         rng_seed = sample_seed(self.seed, self.epoch, self.rank)
-        return webdataset.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, seed=rng_seed)(stream)
+        rng = random.Random(rng_seed)
+        return webdataset.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, rng=rng)(stream)
 
     def _read(self, piece: Piece) -> Iterator[RawSample]:
         path = self.index.path(piece.shard)

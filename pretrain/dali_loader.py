@@ -54,6 +54,7 @@ class FolderSource:
 
     def __init__(self, paths: list[str], sampler: EpochBatchSampler, seed: int) -> None:
         self.paths, self.sampler, self.seed = paths, sampler, seed
+        self._reported: set[str] = set()
         self.batches_per_epoch = sampler.batches_per_epoch
         self.set_epoch = sampler.set_epoch
 
@@ -69,7 +70,9 @@ class FolderSource:
                 image_size(blob)
                 return Slot(sample_seed(self.seed, epoch, index), blob, attempt)
             except DECODE_ERRORS as error:
-                logger.warning("skipping unreadable image %s (%s: %s)", path, type(error).__name__, error)
+                if path not in self._reported:  # once per file, as the torch loader
+                    self._reported.add(path)
+                    logger.warning("skipping unreadable image %s (%s: %s)", path, type(error).__name__, error)
         raise DataError(f"no readable image among {MAX_REPLACEMENT_ATTEMPTS} consecutive files starting at "
                         f"{self.paths[index]}; is the data folder corrupt?")
 

@@ -6,6 +6,9 @@ Two layouts are recognised (``detect_layout``), checked before any work starts:
   labels are ignored);
 * ``flat``: images directly in ``root`` (no class folders; not recursive), e.g. a user's own photos.
 
+A third, ``shards`` (a folder with ``shards.json``, see ``pretrain.shards``), is recognised here and read by
+``pretrain.shard_loader``.
+
 Determinism: the order of an epoch depends only on (seed, epoch), as ``DistributedSampler``; the random
 augmentations of a sample depend only on (seed, epoch, sample index), whichever worker decodes it. So a run
 resumed mid-epoch sees exactly the batches an uninterrupted run would, and skipped batches are never decoded.
@@ -28,6 +31,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from core.cli import UserError
 from core.sampling import EpochBatchSampler, SampleKey, sample_seed, seeded_randomness  # noqa: F401 (re-exported)
+from pretrain.shards import INDEX_FILE as SHARD_INDEX_FILE
 from pretrain.signals import ignore_preemption_signals
 
 logger = logging.getLogger(__name__)
@@ -63,16 +67,22 @@ LAYOUTS: dict[str, Callable[[Path], list[str]]] = {
 
 
 def detect_layout(root: str | Path) -> str:
-    """``"imagefolder"`` if ``root`` has class sub-folders holding images, else ``"flat"``."""
+    """``"shards"`` if ``root`` holds a shard index (``pretrain.shards``), ``"imagefolder"`` if it has class
+    sub-folders holding images, else ``"flat"``."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"data folder not found: {root} (set data.root to an ImageFolder tree or a folder of images)")
+        raise DataError(f"data folder not found: {root} (set data.root to an ImageFolder tree, a folder of images "
+                        f"or a shard folder)")
+    if (root / SHARD_INDEX_FILE).is_file():
+        return "shards"
     return "imagefolder" if _has_class_folders(root) else "flat"
 
 
 def list_images(root: str | Path) -> tuple[list[str], str]:
     """All training image paths under ``root`` in a fixed order, and the detected layout name."""
     layout = detect_layout(root)
+    if layout not in LAYOUTS:
+        raise DataError(f"{root} is a shard folder ({SHARD_INDEX_FILE}); it has no image files to list")
     paths = LAYOUTS[layout](Path(root))
     if not paths:
         raise DataError(f"data folder {root} holds no images (looked for {', '.join(IMG_EXTENSIONS)} files "
@@ -80,32 +90,48 @@ def list_images(root: str | Path) -> tuple[list[str], str]:
     return paths, layout
 
 
+def read_rgb(path: str) -> Image.Image:
+    """The image at ``path`` decoded by PIL as RGB (the input of ``BarlowTwinsTransform``)."""
+    with Image.open(path) as handle:
+        return handle.convert("RGB")
+
+
 class TwoViewDataset(Dataset):
     """Returns ``(view1, view2, skipped)`` for key ``(epoch, index)``; ``skipped`` counts unreadable files."""
 
-    def __init__(self, paths: list[str], transform: Callable, seed: int) -> None:
+
+def read_bytes(path: str) -> bytes:
+    """The encoded file (the input of ``pretrain.decode_views.DecodingTwoViewTransform``)."""
+    return Path(path).read_bytes()
+
+
+class TwoViewDataset(Dataset):
+    """Returns ``(view1, view2, skipped)`` for key ``(epoch, index)``; ``skipped`` counts unreadable files.
+
+    ``transform`` gets what ``read`` returns for the file; an image that fails in either is unreadable.
+    """
+
+    def __init__(self, paths: list[str], transform: Callable, seed: int,
+                 read: Callable[[str], object] = read_rgb) -> None:
         self.paths = paths
         self.transform = transform
         self.seed = seed
+        self.read = read
         self._reported: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, key: SampleKey) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The views of the image at ``index``, or of the next readable one after it, with the number of
+        files skipped; the augmentation seed is the requested sample's either way."""
         epoch, index = key
-        image, skipped = self._load_readable(index)
-        with seeded_randomness(sample_seed(self.seed, epoch, index)):
-            view1, view2 = self.transform(image)
-        return view1, view2, skipped
-
-    def _load_readable(self, index: int) -> tuple[Image.Image, int]:
-        """The image at ``index``, or the next readable one after it, with the number of files skipped."""
         for attempt in range(min(MAX_REPLACEMENT_ATTEMPTS, len(self.paths))):
             path = self.paths[(index + attempt) % len(self.paths)]
             try:
-                with Image.open(path) as handle:
-                    return handle.convert("RGB"), attempt
+                with seeded_randomness(sample_seed(self.seed, epoch, index)):
+                    view1, view2 = self.transform(self.read(path))
+                return view1, view2, attempt
             except DECODE_ERRORS as error:
                 if path not in self._reported:
                     self._reported.add(path)

@@ -55,15 +55,21 @@ class OptimConfig:
 
 @dataclass
 class DataConfig:
-    """Training images: an ImageFolder tree (ImageNet ``train/``) or a flat folder of images."""
+    """Training images: an ImageFolder tree (ImageNet ``train/``), a flat folder of images, or a shard folder
+    (``tools/make_shards.py``), and the loader that reads them."""
 
     root: str = "data/imagenet/train"
     image_size: int = 224
     workers: int = 8
+    loader: Literal["torch", "dali"] = "torch"  # dali: decode + augment on the GPU (pip install .[dali])
+    shuffle_buffer: int = 1000  # shard sets: samples in each reader's shuffle buffer
+    dali_threads: int = 4  # dali: CPU threads per process (reading, and decoding on CPU-only machines)
 
     def __post_init__(self) -> None:
         _require(self.image_size >= 8, "data.image_size", self.image_size, ">= 8")
         _require(self.workers >= 0, "data.workers", self.workers, ">= 0")
+        _require(self.shuffle_buffer >= 1, "data.shuffle_buffer", self.shuffle_buffer, ">= 1")
+        _require(self.dali_threads >= 1, "data.dali_threads", self.dali_threads, ">= 1")
 
 
 @dataclass

@@ -32,7 +32,7 @@ from core.config import ConfigError, config_to_dict, save_config
 from core.distributed import (DistributedContext, any_process, barrier, init_distributed, shutdown_distributed,
                               sum_over_processes)
 from core.lock import exclusive_output
-from pretrain.data import DataError, EpochBatchSampler, TwoViewDataset, build_loader, list_images
+from pretrain.loaders import TrainingData, build_training_data
 from pretrain.export import backbone_state_from_model, save_backbone
 from pretrain.model import BarlowTwins
 from pretrain.optim import LARS, param_groups_weights_biases
@@ -43,7 +43,6 @@ from pretrain.stats import ProgressBar, StatsLogger
 from core.resume import changed_settings, check_resume
 from pretrain.training_state import (TrainingDivergedError, build_checkpoint,
                                      check_checkpoint_health, divergence, optimizer_tensors, restore_checkpoint)
-from pretrain.transforms import BarlowTwinsTransform
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ EpochCallback = Callable[[nn.Module, int, torch.device], dict[str, float]]
 # Settings that may change between a run and its resumption without changing what is trained.
 RUNTIME_ONLY_KEYS = frozenset({"output_dir", "stop_after_steps", "progress_bar", "tensorboard", "log_every",
                                "checkpoint_every_steps", "checkpoint_every_epochs", "compile", "data.root",
-                               "data.workers", "knn"})
+                               "data.workers", "data.dali_threads", "knn"})
 # Settings a resumed run may also change, to recover from a divergence (lower learning rates, fp32); they change
 # how the rest of the run trains, so a resume that changes them says so. Every other setting must match.
 RECOVERY_KEYS = frozenset({"optim.lr_weights", "optim.lr_biases", "precision"})
@@ -138,34 +137,27 @@ def pretrain(config: PretrainConfig, callbacks: Sequence[EpochCallback] = ()) ->
 
 
 def _pretrain(config: PretrainConfig, context: DistributedContext, callbacks: Sequence[EpochCallback]) -> Outcome:
-    paths, layout = list_images(config.data.root)
     if config.batch_size % context.world_size:
         raise ConfigError(f"config key 'batch_size' ({config.batch_size}) must be divisible by the number of "
                          f"processes ({context.world_size})")
-    logger.info("data: %d images in %s (%s layout)", len(paths), config.data.root, layout)
-    dataset = TwoViewDataset(paths, BarlowTwinsTransform(size=config.data.image_size), seed=config.seed)
-    sampler = EpochBatchSampler(dataset, config.batch_size // context.world_size, context.world_size, context.rank,
-                                seed=config.seed)
-    if sampler.batches_per_epoch == 0:
-        raise DataError(f"{config.data.root}: {len(paths)} image(s) give no batch of at least 2 per process "
-                        f"({context.world_size} process(es)); add images")
+    autocast_dtype = PRECISIONS[resolve_precision(config.precision, context.device)]
+    data = build_training_data(config, context, output_dtype=autocast_dtype or torch.float32)
     with exclusive_output(config.output_dir, "pretraining", context):
-        return _train(config, context, dataset, sampler, callbacks)
+        return _train(config, context, data, callbacks)
 
 
-def _train(config: PretrainConfig, context: DistributedContext, dataset: TwoViewDataset, sampler: EpochBatchSampler,
+def _train(config: PretrainConfig, context: DistributedContext, data: TrainingData,
            callbacks: Sequence[EpochCallback]) -> Outcome:
     """Builds or resumes the run in the (locked) output folder and trains it; see ``pretrain``."""
-    run = _build_run(config, context, sampler.batches_per_epoch)
+    run = _build_run(config, context, data.batches_per_epoch)
     output_dir = Path(config.output_dir)
     if context.is_main:
         save_config(config, output_dir / CONFIG_FILE)
-    loader = build_loader(dataset, sampler, config.data.workers, pin_memory=context.device.type == "cuda")
     stats = StatsLogger(output_dir, context.is_main, config.tensorboard, resume_step=run.step)
     progress = ProgressBar(run.total_steps, run.step, context.is_main and config.progress_bar)
     try:
         with StopRequest() as stop:
-            if _train_epochs(run, sampler, loader, stats, progress, stop, callbacks) == "preempted":
+            if _train_epochs(run, data, stats, progress, stop, callbacks) == "preempted":
                 return "preempted"
     finally:
         progress.close()
@@ -230,8 +222,8 @@ class _Window:
         self.skipped = 0
 
 
-def _train_epochs(run: Run, sampler: EpochBatchSampler, loader: torch.utils.data.DataLoader, stats: StatsLogger,
-                  progress: ProgressBar, stop: StopRequest, callbacks: Sequence[EpochCallback]) -> Outcome:
+def _train_epochs(run: Run, data: TrainingData, stats: StatsLogger, progress: ProgressBar, stop: StopRequest,
+                  callbacks: Sequence[EpochCallback]) -> Outcome:
     config, device = run.config, run.context.device
     memory_format = torch.channels_last if device.type == "cuda" and config.channels_last else torch.preserve_format
     nonfinite_losses = torch.zeros((), dtype=torch.int64, device=device)
@@ -239,9 +231,9 @@ def _train_epochs(run: Run, sampler: EpochBatchSampler, loader: torch.utils.data
     run_start = time.perf_counter()
     window = _Window(start=run_start)
     for epoch in range(run.step // run.steps_per_epoch, config.epochs):
-        sampler.set_epoch(epoch, start_batch=run.step - epoch * run.steps_per_epoch)
+        data.set_epoch(epoch, run.step - epoch * run.steps_per_epoch)
         run.network.train()
-        for view1, view2, skipped in loader:
+        for view1, view2, skipped in data.batches:
             learning_rates = adjust_learning_rate(
                 run.optimizer, run.step, run.steps_per_epoch, config.epochs, config.batch_size,
                 warmup_epochs=config.optim.warmup_epochs, end_factor=config.optim.end_factor,

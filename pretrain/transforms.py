@@ -63,6 +63,21 @@ class ViewRecipe:
 VIEW_RECIPES = (ViewRecipe(blur_probability=1.0, solarize_probability=0.0),
                 ViewRecipe(blur_probability=0.1, solarize_probability=0.2))
 
+# ColorJitter's draw: the order of (brightness, contrast, saturation, hue) and the four factors.
+JitterParams = tuple[tuple[int, ...], tuple[float, float, float, float]]
+
+
+@dataclass(frozen=True)
+class ViewParams:
+    """The random choices of one view; ``box`` is (top, left, height, width) on the full-size image."""
+
+    box: tuple[int, int, int, int]
+    flip: bool
+    jitter: JitterParams | None
+    grayscale: bool
+    blur_sigma: float | None
+    solarize: bool
+
 
 def adjust_hue(image: Tensor, hue_factor: float) -> Tensor:
     """Rotates the HSV hue of a float RGB image (3, H, W) in [0, 1] by ``hue_factor`` turns.
@@ -75,11 +90,14 @@ def adjust_hue(image: Tensor, hue_factor: float) -> Tensor:
     maximum, minimum = image.amax(dim=0), image.amin(dim=0)
     chroma = maximum - minimum
     inverse_chroma = chroma.clamp_min(1e-12).reciprocal_()  # gray pixels: chroma 0 makes the hue irrelevant
-    hue = torch.where(maximum == red, (green - blue).mul_(inverse_chroma),
-                      torch.where(maximum == green, (blue - red).mul_(inverse_chroma).add_(2),
-                                  (red - green).mul_(inverse_chroma).add_(4)))
+    # Which channel holds the maximum (red wins ties, then green) as 0/1 weights: torch.where is slow on CPU.
+    is_red = (maximum == red).to(image.dtype)
+    is_green = (maximum == green).to(image.dtype).mul_(1 - is_red)
+    hue = (green - blue).mul_(is_red)
+    hue.addcmul_((blue - red).add_(chroma, alpha=2), is_green)
+    hue.addcmul_((red - green).add_(chroma, alpha=4), 1 - is_red - is_green).mul_(inverse_chroma)
     sector = hue.add_(6 * hue_factor) + _HEXCONE_OFFSETS.to(image.device)
-    sector.sub_(torch.floor(sector / 6).mul_(6))
+    sector.sub_(torch.floor(sector * (1 / 6)).mul_(6))
     return torch.minimum(sector, 4 - sector).clamp_(0, 1).mul_(chroma).neg_().add_(maximum)
 
 
@@ -108,13 +126,20 @@ def gaussian_blur(image: Tensor, sigma: float) -> Tensor:
     for offset in range(1, radius + 1):
         above = padded[:, radius - offset:radius - offset + height, :]
         below = padded[:, radius + offset:radius + offset + height, :]
-        columns.add_(above + below, alpha=weights[radius + offset])
+        columns.add_(above, alpha=weights[radius + offset]).add_(below, alpha=weights[radius + offset])
     blurred = columns[:, :, radius:radius + width] * weights[radius]
     for offset in range(1, radius + 1):
         left = columns[:, :, radius - offset:radius - offset + width]
         right = columns[:, :, radius + offset:radius + offset + width]
-        blurred.add_(left + right, alpha=weights[radius + offset])
+        blurred.add_(left, alpha=weights[radius + offset]).add_(right, alpha=weights[radius + offset])
     return blurred
+
+
+def solarize(image: Tensor, threshold: float) -> Tensor:
+    """Inverts (``1 - x``) the values at or above ``threshold`` of a float image in [0, 1], as torchvision's
+    ``solarize``, written as arithmetic because ``torch.where`` is slow on CPU."""
+    above = (image >= threshold).to(image.dtype)
+    return image.addcmul(above, image.mul(-2).add_(1))
 
 
 def _torch_chance(probability: float) -> bool:
@@ -141,7 +166,7 @@ class BarlowTwinsTransform:
         self.crop = transforms_v1.RandomResizedCrop(size, scale=CROP_SCALE, interpolation=BICUBIC)
         self.jitter = transforms_v1.ColorJitter(**JITTER_STRENGTH)
         self._mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-        self._std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+        self._inverse_std = 1 / torch.tensor(IMAGENET_STD).view(3, 1, 1)
         self._jitter_ops: dict[int, Callable[[Tensor, float], Tensor]] = {
             0: tensor_ops.adjust_brightness, 1: tensor_ops.adjust_contrast,
             2: tensor_ops.adjust_saturation, 3: adjust_hue,
@@ -157,28 +182,57 @@ class BarlowTwinsTransform:
 
     def view(self, image: Tensor, recipe: ViewRecipe) -> Tensor:
         """One augmented view of an RGB uint8 (3, H, W) image."""
-        top, left, height, width = self.crop.get_params(image, self.crop.scale, self.crop.ratio)
-        pixels = tensor_ops.resized_crop(image, top, left, height, width, list(self.crop.size),
-                                         interpolation=BICUBIC, antialias=True)
-        if _torch_chance(FLIP_PROBABILITY):
-            pixels = pixels.flip(-1)
-        view = pixels.to(torch.float32).div_(255)
+        return self.apply_view(image, self.draw_view(image.shape[-2], image.shape[-1], recipe))
+
+    def draw_view(self, height: int, width: int, recipe: ViewRecipe) -> ViewParams:
+        """Draws one view's random choices for a ``height`` x ``width`` image, without touching pixels.
+
+        Same generators, order and comparisons as the official chain; ``apply_view`` draws nothing more,
+        so a caller may draw both views before decoding (``pretrain.decode_views``).
+        """
+        geometry = torch.empty(()).expand(3, height, width)  # get_params reads only the shape
+        box = tuple(self.crop.get_params(geometry, self.crop.scale, self.crop.ratio))
+        flip = _torch_chance(FLIP_PROBABILITY)
+        jitter = None
         if not JITTER_PROBABILITY < torch.rand(1).item():
-            view = self.color_jitter(view)
-        if _torch_chance(GRAYSCALE_PROBABILITY):
-            view = tensor_ops.rgb_to_grayscale(view, num_output_channels=1)  # 1 channel until normalisation
+            order, *factors = transforms_v1.ColorJitter.get_params(
+                self.jitter.brightness, self.jitter.contrast, self.jitter.saturation, self.jitter.hue)
+            jitter = (tuple(order.tolist()), tuple(factors))
+        grayscale = _torch_chance(GRAYSCALE_PROBABILITY)
+        blur_sigma = None
         if _python_chance(recipe.blur_probability):
             low, high = BLUR_SIGMA
-            view = gaussian_blur(view, random.random() * (high - low) + low)
-        if _python_chance(recipe.solarize_probability):
-            view = tensor_ops.solarize(view, threshold=SOLARIZE_THRESHOLD / 255)
-        return (view - self._mean) / self._std
+            blur_sigma = random.random() * (high - low) + low
+        return ViewParams(box, flip, jitter, grayscale, blur_sigma, _python_chance(recipe.solarize_probability))
 
-    def color_jitter(self, view: Tensor) -> Tensor:
-        """ColorJitter with torchvision's parameter draws (random op order and factors), on a float view."""
-        order, *factors = transforms_v1.ColorJitter.get_params(
-            self.jitter.brightness, self.jitter.contrast, self.jitter.saturation, self.jitter.hue)
-        for op_index in order.tolist():
+    def apply_view(self, image: Tensor, params: ViewParams, box: tuple[int, int, int, int] | None = None) -> Tensor:
+        """The view ``params`` describe; ``box`` (top, left, height, width) replaces ``params.box`` when the
+        image is a reduced-size decode of the one the parameters were drawn for."""
+        top, left, height, width = params.box if box is None else box
+        pixels = tensor_ops.resized_crop(image, top, left, height, width, list(self.crop.size),
+                                         interpolation=BICUBIC, antialias=True)
+        if params.flip:
+            pixels = pixels.flip(-1)
+        view = pixels.to(torch.float32).div_(255)
+        if params.jitter is not None:
+            view = self.color_jitter(view, params.jitter)
+        if params.grayscale:
+            view = tensor_ops.rgb_to_grayscale(view, num_output_channels=1)  # 1 channel until normalisation
+        if params.blur_sigma is not None:
+            view = gaussian_blur(view, params.blur_sigma)
+        if params.solarize:
+            view = solarize(view, threshold=SOLARIZE_THRESHOLD / 255)
+        return (view - self._mean).mul_(self._inverse_std)
+
+    def color_jitter(self, view: Tensor, jitter: JitterParams | None = None) -> Tensor:
+        """ColorJitter on a float view: ops in ``jitter``'s order with its factors (drawn as torchvision does
+        when not given)."""
+        if jitter is None:
+            order, *factors = transforms_v1.ColorJitter.get_params(
+                self.jitter.brightness, self.jitter.contrast, self.jitter.saturation, self.jitter.hue)
+            jitter = (tuple(order.tolist()), tuple(factors))
+        order, factors = jitter
+        for op_index in order:
             view = self._jitter_ops[op_index](view, factors[op_index])
         return view
 

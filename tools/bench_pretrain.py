@@ -1,165 +1,166 @@
-"""Benchmarks pretraining throughput: two-view augmentation per CPU core, and training steps per device.
+"""Benchmarks pretraining throughput against the official Barlow Twins code, on one generated JPEG folder
+(and, with ``--photos``, on one made of real photos).
 
-(a) Images/s of the official PIL two-view chain and of ``BarlowTwinsTransform`` on ONE core
-    (``torch.set_num_threads(1)``, as in a DataLoader worker), JPEG decoding included: the inputs are
-    generated ImageNet-sized (500x375) JPEGs. Time is the thread's CPU time (what one core spends, robust
-    to other processes sharing the machine) and the chains alternate image by image; per-round rates and
-    their median are reported. Wall-clock rates are printed too.
-(b) Training samples/s (forward + backward + LARS step; each sample is two views) of ``BarlowTwins`` for
-    the given arch/batch/size on the device; with ``--device cuda`` float32 and bfloat16 autocast +
-    channels_last are both measured and compared.
+(a) data path alone, per core: official ``Transform`` (PIL decode), the project's tensor chain on a PIL
+    decode (before decode-what-you-crop), the torch loader's decode-what-you-crop chain, and DALI's CPU
+    backend (if installed) on one core; images per CPU-second (``bench_data``).
+(b) data path alone, per loader: images/s (wall) of the official ``ImageFolder`` + ``Transform`` DataLoader
+    and of the project's loaders (torch on the folder, torch on shards of it, DALI if installed), with
+    ``--workers`` worker processes.
+(c) whole training step (loader + forward + backward + LARS): official fp16 autocast (CUDA only; float32 on a
+    CPU, as the official code runs there) vs the project's bf16 autocast + channels_last, each without and
+    with ``torch.compile`` (``--compile``), and the ratio project / official (``bench_step``).
 
-Example: python tools/bench_pretrain.py --images 200 --arch resnet18 --batch 32 --size 112 --steps 5
+The official file is imported from ``--official-main`` (e.g. ``git show HEAD:main.py`` of
+facebookresearch/barlowtwins); without it the official figures are left out. On a CPU run it reduced:
+``--arch resnet18 --projector 512-512-512 --size 112 --batch 16``.
+
+Example (CPU): python tools/bench_pretrain.py --official-main /tmp/official_main.py --photos --images 96 \\
+    --rounds 3 --arch resnet18 --projector 512-512-512 --size 112 --batch 16 --steps 3 --workers 2
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import os
-import statistics
 import sys
-import time
+import tempfile
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
 import torch
-from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pretrain.model import BarlowTwins  # noqa: E402
-from pretrain.optim import LARS, param_groups_weights_biases  # noqa: E402
-from pretrain.schedule import adjust_learning_rate  # noqa: E402
-from pretrain.transforms import BarlowTwinsTransform, reference_pil_transform  # noqa: E402
+from bench_data import Rate, bench_loader, bench_per_core, per_core_chains  # noqa: E402
+from bench_images import generated_jpegs, photo_jpegs, write_image_folder  # noqa: E402
+from bench_official import ensure_process_group, load_official, official_loader, official_transform  # noqa: E402
+from bench_step import official_whole_step, project_whole_step  # noqa: E402
+from make_shards import make_shards  # noqa: E402
+from core.distributed import DistributedContext  # noqa: E402
+from pretrain.loaders import build_training_data  # noqa: E402
+from pretrain.pretrain_config import DataConfig, PretrainConfig  # noqa: E402
+from pretrain.transforms import reference_pil_transform  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=200, help="JPEG images per round of the transform benchmark")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per transform chain")
-    parser.add_argument("--size", type=int, default=224, help="crop size (transforms) and input size (training)")
+    parser.add_argument("--official-main", type=Path, help="path of the official barlowtwins main.py")
+    parser.add_argument("--photos", action="store_true", help="also measure on JPEGs made from real photos")
+    parser.add_argument("--images", type=int, default=96, help="JPEGs per set (500x375, quality 90)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the per-core benchmark")
+    parser.add_argument("--size", type=int, default=224, help="crop size of the views")
     parser.add_argument("--arch", default="resnet50")
     parser.add_argument("--projector", default="8192-8192-8192")
-    parser.add_argument("--batch", type=int, default=32, help="training batch size (samples, two views each)")
-    parser.add_argument("--steps", type=int, default=5, help="timed training steps (after one warm-up step)")
+    parser.add_argument("--batch", type=int, default=32, help="batch size of loaders and training steps")
+    parser.add_argument("--steps", type=int, default=5, help="timed training steps (after 2 warm-up steps)")
+    parser.add_argument("--loader-epochs", type=int, default=2, help="timed epochs per loader in (b)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="DataLoader workers in (b), (c)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--amp", action="store_true",
-                        help="bfloat16 autocast + channels_last (on cuda both settings are always measured)")
-    parser.add_argument("--skip-training", action="store_true", help="only run the transform benchmark")
+    parser.add_argument("--compile", action="store_true", help="also measure (c) with torch.compile")
+    parser.add_argument("--skip-training", action="store_true", help="only (a) and (b)")
+    parser.add_argument("--skip-data", action="store_true", help="only (c)")
     return parser.parse_args(argv)
 
 
-def generated_jpegs(count: int, seed: int = 0) -> list[bytes]:
-    """ImageNet-like 500x375 JPEGs (quality 90): smooth random colour fields plus fine texture."""
-    generator = np.random.default_rng(seed)
-    blobs = []
-    for _ in range(count):
-        colours = generator.integers(0, 256, (6, 8, 3), dtype=np.uint8)
-        coarse = Image.fromarray(colours).resize((500, 375), Image.BICUBIC)
-        texture = generator.normal(0, 18, (375, 500, 3))
-        pixels = np.clip(np.asarray(coarse, dtype=np.float64) + texture, 0, 255).astype(np.uint8)
-        buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
-        blobs.append(buffer.getvalue())
-    return blobs
+def _ratio_lines(rates: dict[str, Rate], baseline: str) -> None:
+    for name, rate in rates.items():
+        rounds = ", ".join(f"{value:.1f}" for value in rate.rounds)
+        ratio = rate.median / rates[baseline].median
+        print(f"    {name:<45} {rate.median:8.1f}  {ratio:5.2f}x   rounds: {rounds}")
 
 
-def _timed(transform: Callable, blob: bytes) -> tuple[float, float]:
-    """(CPU seconds, wall seconds) to decode one JPEG (as an ImageFolder loader does) and make its views."""
-    cpu_start, wall_start = time.thread_time(), time.perf_counter()
-    transform(Image.open(io.BytesIO(blob)).convert("RGB"))
-    return time.thread_time() - cpu_start, time.perf_counter() - wall_start
+def run_per_core(args: argparse.Namespace, sets: dict[str, list[bytes]], official) -> None:
+    baseline_transform = official_transform(official, args.size) if official else reference_pil_transform(args.size)
+    chains = per_core_chains(baseline_transform, args.size)
+    baseline = next(iter(chains))
+    for name, blobs in sets.items():
+        print(f"(a) data path alone, one core, {args.size}px views, {len(blobs)} {name} JPEGs x {args.rounds} rounds: "
+              f"images per CPU-second (median), ratio to the official chain:")
+        _ratio_lines(bench_per_core(chains, blobs, args.rounds), baseline)
+    if not official:
+        print("    (no --official-main: the baseline is the project's re-implementation of the official chain)")
 
 
-def bench_transforms(args: argparse.Namespace) -> dict[str, float]:
-    torch.set_num_threads(1)
-    blobs = generated_jpegs(args.images)
-    chains = {"official PIL chain": reference_pil_transform(args.size),
-              "BarlowTwinsTransform": BarlowTwinsTransform(args.size)}
-    for transform in chains.values():
-        for blob in blobs[:10]:
-            _timed(transform, blob)  # warm-up
-    cpu_rates: dict[str, list[float]] = {name: [] for name in chains}
-    wall_seconds = dict.fromkeys(chains, 0.0)
-    for _ in range(args.rounds):
-        cpu_seconds = dict.fromkeys(chains, 0.0)
-        for index, blob in enumerate(blobs):
-            names = list(chains) if index % 2 == 0 else list(reversed(chains))
-            for name in names:
-                cpu, wall = _timed(chains[name], blob)
-                cpu_seconds[name] += cpu
-                wall_seconds[name] += wall
-        for name in chains:
-            cpu_rates[name].append(len(blobs) / cpu_seconds[name])
-    medians = {name: statistics.median(values) for name, values in cpu_rates.items()}
-    walls = {name: len(blobs) * args.rounds / seconds for name, seconds in wall_seconds.items()}
-    reference, fast = medians["official PIL chain"], medians["BarlowTwinsTransform"]
-    print(f"(a) two-view transform, 1 thread, {args.size}px crops, {args.images} JPEGs 500x375 x {args.rounds} rounds "
-          f"(decode included), images per CPU-second (median over rounds) and per wall-second:")
-    for name, value in medians.items():
-        rounds = ", ".join(f"{rate:.1f}" for rate in cpu_rates[name])
-        print(f"    {name:<22} {value:8.1f}  (wall {walls[name]:6.1f})   rounds: {rounds}")
-    wall_ratio = walls["BarlowTwinsTransform"] / walls["official PIL chain"]
-    print(f"    speed-up               {fast / reference:8.2f}x (wall {wall_ratio:.2f}x)")
-    return {"reference": reference, "fast": fast, "ratio": fast / reference}
+def run_per_loader(args: argparse.Namespace, root: Path, official) -> None:
+    train = root / "train"
+    shards = root / "shards"
+    make_shards(train, shards, shard_size_mb=8, progress=False)
+    context = DistributedContext(rank=0, local_rank=0, world_size=1, device=torch.device(args.device))
+    loaders = {}
+    if official:
+        loader = official_loader(official, train, args.batch, args.workers, args.size)
+        loaders["official ImageFolder + Transform"] = lambda: (views for views, _labels in loader)
+    kinds = [("torch", train, "project torch loader, folder"), ("torch", shards, "project torch loader, shards")]
+    try:
+        import nvidia.dali  # noqa: F401
+        kinds += [("dali", train, "project DALI loader (CPU backend), folder")]
+    except ImportError:
+        print("    (NVIDIA DALI not installed: no DALI loader figures)")
+    for kind, data_root, label in kinds:
+        config = PretrainConfig(batch_size=args.batch, data=DataConfig(root=str(data_root), image_size=args.size,
+                                                                         workers=args.workers, loader=kind))
+        data = build_training_data(config, context)
+        loaders[label] = lambda data=data: _epoch(data)
+    print(f"(b) data path alone, per loader, {args.workers} worker(s) (DALI: {args.workers} threads), batch "
+          f"{args.batch}, {args.size}px, {args.loader_epochs} epoch(s) of {len(list(train.rglob('*.jpg')))} "
+          f"images, images/s (wall, worker start-up included), ratio to the first:")
+    results = {label: bench_loader(make, args.loader_epochs) for label, make in loaders.items()}
+    first = next(iter(results.values()))
+    for label, rate in results.items():
+        print(f"    {label:<45} {rate:8.1f}  {rate / first:5.2f}x")
 
 
-def bench_training(args: argparse.Namespace, amp: bool) -> float:
-    """Samples/s of forward + backward + LARS step; ``amp``: bfloat16 autocast and channels_last."""
+def _epoch(data):
+    data.set_epoch(0, 0)
+    return data.batches
+
+
+def run_whole_step(args: argparse.Namespace, root: Path, official) -> None:
     device = torch.device(args.device)
-    torch.manual_seed(0)
-    model = BarlowTwins(args.arch, args.projector, batch_size=args.batch).to(device)
-    memory_format = torch.channels_last if amp else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    optimizer = LARS(param_groups_weights_biases(model), lr=0, weight_decay=1e-6,
-                     weight_decay_filter=True, lars_adaptation_filter=True)
-    views = [torch.randn(args.batch, 3, args.size, args.size, device=device).to(memory_format=memory_format)
-             for _ in range(2)]
-
-    def step(index: int) -> None:
-        adjust_learning_rate(optimizer, index, steps_per_epoch=1000, epochs=100, batch_size=args.batch)
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = model(*views)
-        loss.backward()
-        optimizer.step()
-
-    def synchronize() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    step(0)  # warm-up (allocations, cuDNN autotuning)
-    synchronize()
-    start = time.perf_counter()
-    for index in range(1, args.steps + 1):
-        step(index)
-    synchronize()
-    return args.batch * args.steps / (time.perf_counter() - start)
+    train = root / "train"
+    torch.set_num_threads(os.cpu_count() or 1)
+    common = dict(arch=args.arch, projector=args.projector, batch=args.batch, size=args.size, workers=args.workers,
+                  steps=args.steps, device=device)
+    print(f"(c) whole training step (loader + forward + backward + LARS), {args.arch}, projector {args.projector}, "
+          f"batch {args.batch}, {args.size}px, {args.workers} worker(s), {args.steps} timed steps on {device}, "
+          f"images/s:")
+    for compile_model in ([False, True] if args.compile else [False]):
+        suffix = " + torch.compile" if compile_model else ""
+        official_rate = None
+        if official:
+            ensure_process_group(device)
+            official_rate = official_whole_step(official, train, compile_model=compile_model, **common)
+            precision = "fp16 autocast" if device.type == "cuda" else "fp32 (fp16 autocast is CUDA-only)"
+            print(f"    official, {precision}{suffix}: {official_rate:8.2f}")
+        project_rate = project_whole_step(train, "torch", compile_model=compile_model, **common)
+        print(f"    project, torch loader, bf16 + channels_last{suffix}: {project_rate:8.2f}")
+        if official_rate:
+            print(f"    ratio project / official{suffix}: {project_rate / official_rate:5.2f}x")
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    bench_transforms(args)
-    if args.skip_training:
-        return
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda requested but CUDA is not available")
-    torch.set_num_threads(os.cpu_count() or 1)
-    if args.device == "cuda":
-        torch.backends.cudnn.benchmark = True
-    settings = [False, True] if args.device == "cuda" else [args.amp]
-    print(f"(b) training step (forward + backward + LARS), {args.arch}, projector {args.projector}, "
-          f"batch {args.batch}, {args.size}px, {args.steps} steps on {args.device} "
-          f"({torch.get_num_threads()} threads), samples/s (2 views each):")
-    results = {}
-    for amp in settings:
-        label = "bf16 autocast + channels_last" if amp else "fp32"
-        results[amp] = bench_training(args, amp)
-        print(f"    {label:<30} {results[amp]:8.2f}")
-    if len(results) == 2:
-        print(f"    bf16 speed-up                  {results[True] / results[False]:8.2f}x")
+    official = load_official(args.official_main) if args.official_main else None
+    sets = {"generated": generated_jpegs(args.images)}
+    if args.photos:
+        sets["photo"], names = photo_jpegs(args.images)
+        print(f"photos: {', '.join(names)}")
+    if not args.skip_data:
+        run_per_core(args, sets, official)
+    with tempfile.TemporaryDirectory(prefix="bench_pretrain_") as scratch:
+        roots = {}
+        for name, blobs in sets.items():
+            roots[name] = Path(scratch) / name
+            write_image_folder(blobs, roots[name])
+        for name, root in roots.items():
+            if not args.skip_data:
+                print(f"[{name} JPEGs]")
+                run_per_loader(args, root, official)
+        if not args.skip_training:
+            run_whole_step(args, roots["generated"], official)
 
 
 if __name__ == "__main__":

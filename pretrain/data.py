@@ -96,10 +96,6 @@ def read_rgb(path: str) -> Image.Image:
         return handle.convert("RGB")
 
 
-class TwoViewDataset(Dataset):
-    """Returns ``(view1, view2, skipped)`` for key ``(epoch, index)``; ``skipped`` counts unreadable files."""
-
-
 def read_bytes(path: str) -> bytes:
     """The encoded file (the input of ``pretrain.decode_views.DecodingTwoViewTransform``)."""
     return Path(path).read_bytes()

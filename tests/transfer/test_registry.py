@@ -4,7 +4,6 @@ import importlib.util
 import json
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +14,6 @@ from transfer.suite import SuiteConfig, run_suite
 
 TOY_MODULE = '''
 """A toy classification task: kNN on a folder pair, written as a user would add a task."""
-from pathlib import Path
 
 from transfer.classification.tasks.knn import run_knn
 from transfer.protocol import Protocol

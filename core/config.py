@@ -19,7 +19,7 @@ import math
 import types
 import typing
 from pathlib import Path
-from typing import Any, Sequence, TypeVar, Union
+from typing import Any, Mapping, Sequence, TypeVar, Union
 
 import yaml
 
@@ -40,17 +40,23 @@ def require_value(condition: bool, key: str, value: object, expectation: str) ->
         raise ValueError(f"config key '{key}' has value {value!r}, expected {expectation}")
 
 
-def load_config(cls: type[ConfigT], path: str | Path | None = None, overrides: Sequence[str] = ()) -> ConfigT:
-    """Builds ``cls`` from its defaults, the YAML file at ``path`` (if any), then ``overrides``.
+def load_config(cls: type[ConfigT], path: str | Path | None = None, overrides: Sequence[str] = (),
+                settings: Mapping[str, Any] | None = None) -> ConfigT:
+    """Builds ``cls`` from its defaults, the YAML file at ``path`` (if any), ``settings``, then ``overrides``.
 
-    Later sources win. Each override is ``key=value`` where ``value`` is parsed as YAML
-    (``epochs=10``, ``projector=512-512``, ``sizes=[480,512]``, ``name=null``).
+    Later sources win. ``settings`` are typed values the calling code sets by dotted key (a seed, a path: no
+    text round trip), checked like everything else. Each override is ``key=value`` where ``value`` is parsed as
+    YAML (``epochs=10``, ``projector=512-512``, ``sizes=[480,512]``, ``name=null``).
     """
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}  # dotted key -> the override that set it (else the file, or "defaults")
     if path is not None:
         values = _read_yaml_mapping(Path(path))
         _check_keys(cls, values, source=str(path))
+    for key, value in (settings or {}).items():
+        source = f"setting '{key}'"
+        _set_dotted(cls, values, key.split("."), value, source=source)
+        sources[key] = source
     for override in overrides:
         key, raw_value = _split_override(override)
         source = f"override '{override}'"

@@ -140,3 +140,25 @@ def test_number_forms_survive_a_save_and_reload(tmp_path):
 def test_yaml_safe_load_is_left_alone():
     load_config(Optimizer, overrides=["lr=1e-6"])
     assert yaml.safe_load("1e-6") == "1e-6"  # the global YAML 1.1 rule is not monkeypatched
+
+
+def test_typed_settings_sit_between_the_file_and_the_overrides(tmp_path):
+    """Values the calling code sets (a path, a seed) need no text round trip, and are checked like the rest."""
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Section:
+        root: str = ""
+
+    @dataclasses.dataclass
+    class Settings:
+        seed: int = 0
+        data: Section = dataclasses.field(default_factory=Section)
+
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: 1\n")
+    config = load_config(Settings, path, ["seed=3"], {"seed": 2, "data.root": "a: b, 'c'"})
+    assert (config.seed, config.data.root) == (3, "a: b, 'c'")  # the override wins; the path keeps its text
+    assert load_config(Settings, path, settings={"seed": 2}).seed == 2
+    with pytest.raises(ConfigError, match="setting 'seed'"):
+        load_config(Settings, path, settings={"seed": "two"})

@@ -3,7 +3,6 @@ features, and the ``results.json`` it writes (metrics, the protocol values used,
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -25,16 +24,16 @@ CONFIG_DIR = shipped_config_dir(__file__)  # the task configs (configs/transfer 
 ENGINE = register_engine(Engine("pytorch", available=lambda: True)).name  # frozen features, heads, SVMs
 
 
-def load_task_config(cls: type, spec: TaskSpec, run: TaskRun, extra_overrides: list[str]) -> Any:
-    """``cls`` from the task's config file (``run.config_file`` or the spec's), then ``extra_overrides`` (the
-    run's seed and cache folder), then the run's own overrides."""
+def load_task_config(cls: type, spec: TaskSpec, run: TaskRun, settings: dict[str, Any] | None = None) -> Any:
+    """``cls`` from the task's config file (``run.config_file`` or the spec's), then ``settings`` (the run's seed
+    and cache folder, typed), then the run's own overrides."""
     if run.config_file:
         path = resolve_config_file(run.config_file, spec.config.parent if spec.config else Path.cwd())
     elif spec.config is not None:
         path = spec.config
     else:
         raise FileNotFoundError(f"task {spec.name} has no config file; pass one")
-    return load_config(cls, path, [*extra_overrides, *run.overrides])
+    return load_config(cls, path, run.overrides, settings)
 
 
 def feature_dim(layer: str, arch: str, image_size: int) -> int:
@@ -49,10 +48,10 @@ class TaskSetup:
         self.started = time.time()
         self.spec, self.run = spec, run
         self.output_dir = Path(run.output_dir)
-        extra = [f"seed={run.seed}"] if run.seed is not None and "seed" in cls.__dataclass_fields__ else []
+        settings: dict[str, Any] = {"seed": run.seed} if run.seed is not None and "seed" in cls.__dataclass_fields__ else {}
         if run.cache_dir is not None:
-            extra.append(f"features.cache_dir={json.dumps(str(run.cache_dir))}")
-        self.config = load_task_config(cls, spec, run, extra)
+            settings["features.cache_dir"] = str(run.cache_dir)
+        self.config = load_task_config(cls, spec, run, settings)
         self.context: DistributedContext = init_distributed()
         self.output_lock = OutputLock(self.output_dir, spec.name, self.context)  # held while this run exists
         self.loaded: LoadedBackbone = load_backbone(run.weights, run.arch, random_init=run.weights is None)

@@ -33,7 +33,7 @@ CPU = DistributedContext(rank=0, local_rank=0, world_size=1, device=torch.device
 def protocol(task: str, *overrides: str) -> LinearTaskConfig:
     """The shipped ``configs/transfer/<task>.yaml`` with ``overrides``."""
     run = TaskRun(weights=None, data_root=REPO, output_dir=REPO, overrides=tuple(overrides))
-    return load_task_config(LinearTaskConfig, get_task(task), run, [])
+    return load_task_config(LinearTaskConfig, get_task(task), run)
 
 
 def lr_per_epoch(optimizer, scheduler, epochs: int) -> list[list[float]]:

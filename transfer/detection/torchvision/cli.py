@@ -46,26 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quoted(key: str, value: object) -> str:
-    return f"{key}={json.dumps(value)}"
-
-
 def _config_source(args: argparse.Namespace) -> tuple:
-    """The config file and the overrides the command line asks for (``ConfigError`` for a bad file name)."""
+    """The config file, the overrides and the typed settings the command line asks for (``ConfigError`` for a
+    bad file name)."""
     config_path = resolve_config_file(args.config_file, CONFIG_DIR) if args.config_file else None
     overrides = []
     if args.task:
         runner = torchvision_tasks()[args.task].runners[ENGINE]
         config_path = runner.config_path(args.config_file)
         overrides = [*runner.overrides, f"task={args.task}"]
-    overrides += [_quoted(key, value) for key, value in (("model.weights", args.weights), ("data.root", args.data_root),
-                                                          ("model.weights_source", args.source),
-                                                          ("model.weights_format", args.checkpoint_format),
-                                                          ("output_dir", args.output_dir), ("seed", args.seed))
-                  if value is not None]
-    if args.random_init:
-        overrides.append("model.random_init=true")
-    return config_path, [*overrides, *args.overrides]
+    settings = {key: value for key, value in (("model.weights", args.weights), ("data.root", args.data_root),
+                                              ("model.weights_source", args.source),
+                                              ("model.weights_format", args.checkpoint_format),
+                                              ("output_dir", args.output_dir), ("seed", args.seed),
+                                              ("model.random_init", args.random_init or None))
+                if value is not None}
+    return config_path, [*overrides, *args.overrides], settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:

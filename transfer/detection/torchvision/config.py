@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 from core.backbone import BACKBONES
 from core.config import ConfigError, load_config
@@ -106,9 +106,11 @@ class DetectionConfig:
     baseline: bool = False  # a reference column of the report (random init is one anyway)
 
 
-def load_detection_config(path: str | Path | None, overrides: Sequence[str] = ()) -> DetectionConfig:
-    """Loads and checks a detection config; inconsistent values raise ``ConfigError`` naming the key."""
-    config = load_config(DetectionConfig, path, overrides)
+def load_detection_config(path: str | Path | None, overrides: Sequence[str] = (),
+                          settings: Mapping[str, Any] | None = None) -> DetectionConfig:
+    """Loads and checks a detection config (``core.config.load_config``: file, typed ``settings``, then
+    ``overrides``); inconsistent values raise ``ConfigError`` naming the key."""
+    config = load_config(DetectionConfig, path, overrides, settings)
     check_config(config)
     return config
 

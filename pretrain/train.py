@@ -55,9 +55,10 @@ EpochCallback = Callable[[nn.Module, int, torch.device], dict[str, float]]
 RUNTIME_ONLY_KEYS = frozenset({"output_dir", "stop_after_steps", "progress_bar", "tensorboard", "log_every",
                                "checkpoint_every_steps", "checkpoint_every_epochs", "compile", "data.root",
                                "data.workers", "data.dali_threads", "knn"})
-# Settings a resumed run may also change, to recover from a divergence (lower learning rates, fp32); they change
-# how the rest of the run trains, so a resume that changes them says so. Every other setting must match.
-RECOVERY_KEYS = frozenset({"optim.lr_weights", "optim.lr_biases", "precision"})
+# Settings a resumed run may also change: learning rates and precision (to recover from a divergence) and epochs
+# (to extend a run). They change how the rest of the run trains, so a resume that changes them says so. Every
+# other setting (seed, batch, model, data, augmentations) must match the checkpoint's.
+RECOVERY_KEYS = frozenset({"optim.lr_weights", "optim.lr_biases", "precision", "epochs"})
 
 # Autocast dtype per precision name; None trains in float32.
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -15,6 +15,8 @@ from transfer.suite import SuiteConfig, run_suite
 TOY_MODULE = '''
 """A toy classification task: kNN on a folder pair, written as a user would add a task."""
 
+from pathlib import Path
+
 from transfer.classification.tasks.knn import run_knn
 from transfer.protocol import Protocol
 from transfer.registry import DatasetLayout, TaskSpec, register_task

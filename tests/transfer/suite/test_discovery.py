@@ -40,5 +40,5 @@ def test_empty_root_reports_every_dataset_missing(tmp_path):
 def test_shipped_imagenet_subsets_stand_in_for_an_absent_subsets_folder(tmp_path):
     for split in ("train", "val"):
         (tmp_path / "imagenet" / split).mkdir(parents=True)
-    found = discover(tmp_path).found
+    found = discover(tmp_path, every_layout()).found
     assert found["imagenet_subsets"] == SHIPPED_DIR and (SHIPPED_DIR / "1percent.txt.gz").is_file()

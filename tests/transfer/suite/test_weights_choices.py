@@ -16,8 +16,8 @@ def test_source_reaches_the_tasks_and_a_wrong_one_is_refused(tmp_path, demo_root
     torch.save({"state_dict": state}, tmp_path / "moco.pth")
     seen = []
 
-    def record(task, weights, *args, **kwargs):
-        seen.append(weights)
+    def record(task, run, engine):
+        seen.append(run.weights)
         raise RuntimeError("recorded")
 
     monkeypatch.setattr(runner_module, "run_task", record)

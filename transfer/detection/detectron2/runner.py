@@ -15,6 +15,7 @@ import dataclasses
 import sys
 from typing import Any
 
+from core.checkpoint import WeightsFile
 from core.results import TaskResult
 from transfer.detection.detectron2.results import ENGINE, protocol_facts
 from transfer.detection.detectron2.tasks import DatasetsBuilder, config_value, model_config
@@ -53,8 +54,10 @@ class Detectron2Runner:
         return ["--task", spec.name, "--data-root", str(run.data_root), "--output-dir", str(run.output_dir),
                 "--seed", str(run.seed or 0), "--arch", run.arch,
                 *(["--backbone", str(run.weights)] if run.weights is not None else ["--random-init"]),
-                *(["--source", run.weights.source] if getattr(run.weights, "source", None) else []),
-                *(["--format", run.weights.format] if getattr(run.weights, "format", None) else []),
+                *(["--source", run.weights.source] if isinstance(run.weights, WeightsFile) and run.weights.source
+                  else []),
+                *(["--format", run.weights.format] if isinstance(run.weights, WeightsFile) and run.weights.format
+                  else []),
                 *(["--baseline"] if run.baseline else []),
                 *(["--config-file", str(run.config_file)] if run.config_file is not None else []),
                 *map(str, run.overrides)]

@@ -1,7 +1,10 @@
 """Training images for pretraining: folder discovery, two augmented views per image, resumable sharding.
 
-Two layouts are recognised (``detect_layout``), checked before any work starts:
+The layouts (``detect_layout``), checked before any work starts:
 
+* ``cifar10``, ``cifar100``, ``stl10``: the downloaded arrays (``cifar-10-batches-py/``, ``cifar-100-python/``,
+  ``stl10_binary/``; ``data.root`` is that folder or holds it), read by ``core.image_arrays`` (training split;
+  STL-10: ``train+unlabeled``), decoded in memory;
 * ``imagefolder``: ``root/<class>/<image>`` as ImageNet's ``train/`` (read with torchvision's ImageFolder;
   labels are ignored);
 * ``flat``: images directly in ``root`` (no class folders; not recursive), e.g. a user's own photos.
@@ -20,7 +23,7 @@ import contextlib
 import logging
 import random
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -29,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from core.image_arrays import ARRAY_FORMATS, find_array_dataset, load_array_split
 from pretrain.signals import ignore_preemption_signals
 
 logger = logging.getLogger(__name__)
@@ -59,22 +63,27 @@ def _flat_paths(root: Path) -> list[str]:
     return sorted(str(path) for path in root.iterdir() if _is_image(path))
 
 
-LAYOUTS: dict[str, Callable[[Path], list[str]]] = {
+# Each returns the training images: paths, or (array layouts) a sequence of PIL images.
+LAYOUTS: dict[str, Callable[[Path], Sequence]] = {
+    **{name: load_array_split for name in ARRAY_FORMATS},
     "imagefolder": _imagefolder_paths,
     "flat": _flat_paths,
 }
 
 
 def detect_layout(root: str | Path) -> str:
-    """``"imagefolder"`` if ``root`` has class sub-folders holding images, else ``"flat"``."""
+    """An array layout (``cifar10``...) if ``root`` is one, ``imagefolder`` if it has class sub-folders, else ``flat``."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"data folder not found: {root} (set data.root to an ImageFolder tree or a folder of images)")
+    array_dataset = find_array_dataset(root)
+    if array_dataset is not None:
+        return array_dataset[0].name
     return "imagefolder" if _has_class_folders(root) else "flat"
 
 
-def list_images(root: str | Path) -> tuple[list[str], str]:
-    """All training image paths under ``root`` in a fixed order, and the detected layout name."""
+def list_images(root: str | Path) -> tuple[Sequence, str]:
+    """All training images under ``root`` (paths, or in-memory images) in a fixed order, and the layout name."""
     layout = detect_layout(root)
     paths = LAYOUTS[layout](Path(root))
     if not paths:
@@ -102,28 +111,36 @@ def seeded_randomness(seed: int) -> Iterator[None]:
 
 
 class TwoViewDataset(Dataset):
-    """Returns ``(view1, view2, skipped)`` for key ``(epoch, index)``; ``skipped`` counts unreadable files."""
+    """Returns ``(view1, view2, skipped)`` for key ``(epoch, index)``; ``skipped`` counts unreadable files.
 
-    def __init__(self, paths: list[str], transform: Callable, seed: int) -> None:
+    With ``labels`` (one per image, -1 for none) the item ends with the image's label, for an online probe.
+    """
+
+    def __init__(self, paths: Sequence, transform: Callable, seed: int, labels: np.ndarray | None = None) -> None:
         self.paths = paths
         self.transform = transform
         self.seed = seed
+        self.labels = labels
         self._reported: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, key: SampleKey) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, key: SampleKey) -> tuple:
         epoch, index = key
         image, skipped = self._load_readable(index)
         with seeded_randomness(sample_seed(self.seed, epoch, index)):
             view1, view2 = self.transform(image)
-        return view1, view2, skipped
+        if self.labels is None:
+            return view1, view2, skipped
+        return view1, view2, skipped, int(self.labels[(index + skipped) % len(self.paths)])
 
     def _load_readable(self, index: int) -> tuple[Image.Image, int]:
         """The image at ``index``, or the next readable one after it, with the number of files skipped."""
         for attempt in range(min(MAX_REPLACEMENT_ATTEMPTS, len(self.paths))):
             path = self.paths[(index + attempt) % len(self.paths)]
+            if isinstance(path, Image.Image):  # array layouts decode in memory
+                return path, attempt
             try:
                 with Image.open(path) as handle:
                     return handle.convert("RGB"), attempt

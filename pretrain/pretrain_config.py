@@ -23,10 +23,13 @@ class ModelConfig:
     """The Barlow Twins network."""
 
     arch: str = "resnet50"
+    stem: Literal["imagenet", "small"] = "imagenet"  # small: 3x3 stride-1 conv1, no max-pool (images <= 96 px)
     projector: str = "8192-8192-8192"
     lambd: float = 0.0051
+    scale_loss: float = 1.0  # multiplies the loss (solo-learn's scale_loss); 1 = the paper's loss
 
     def __post_init__(self) -> None:
+        _require(self.scale_loss > 0, "model.scale_loss", self.scale_loss, "> 0")
         if not PROJECTOR_PATTERN.match(self.projector):
             raise ValueError(f"model.projector must be positive widths joined by '-', e.g. 8192-8192-8192; "
                              f"got {self.projector!r}")
@@ -44,6 +47,7 @@ class OptimConfig:
     eta: float = 0.001
     warmup_epochs: int = 10
     end_factor: float = 0.001
+    clip_lr: bool = False  # solo-learn's LARS clipping (see pretrain.optim); the official code has none
 
     def __post_init__(self) -> None:
         for name in ("lr_weights", "lr_biases", "weight_decay", "momentum", "eta", "warmup_epochs", "end_factor"):
@@ -61,6 +65,22 @@ class DataConfig:
     def __post_init__(self) -> None:
         _require(self.image_size >= 8, "data.image_size", self.image_size, ">= 8")
         _require(self.workers >= 0, "data.workers", self.workers, ">= 0")
+
+
+@dataclass
+class AugmentConfig:
+    """The two views' augmentations (``pretrain.transforms``); defaults are the paper's ImageNet values."""
+
+    crop_min_scale: float = 0.08
+    blur_probability: tuple[float, float] = (1.0, 0.1)  # view 1, view 2
+    solarize_probability: tuple[float, float] = (0.0, 0.2)
+
+    def __post_init__(self) -> None:
+        _require(0 < self.crop_min_scale <= 1, "augment.crop_min_scale", self.crop_min_scale, "in (0, 1]")
+        for name in ("blur_probability", "solarize_probability"):
+            values = getattr(self, name)
+            _require(len(values) == 2 and all(0 <= value <= 1 for value in values), f"augment.{name}", values,
+                     "two probabilities in [0, 1] (view 1, view 2)")
 
 
 @dataclass
@@ -101,6 +121,7 @@ class PretrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     knn: KnnConfig = field(default_factory=KnnConfig)
 
     def __post_init__(self) -> None:

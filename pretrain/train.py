@@ -36,7 +36,7 @@ from pretrain.schedule import adjust_learning_rate
 from pretrain.signals import StopRequest
 from pretrain.stats import ProgressBar, StatsLogger
 from pretrain.training_state import build_checkpoint, changed_settings, restore_checkpoint
-from pretrain.transforms import BarlowTwinsTransform
+from pretrain.transforms import BarlowTwinsTransform, ViewRecipe
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def _pretrain(config: PretrainConfig, context: DistributedContext, callbacks: Se
         raise ConfigError(f"config key 'batch_size' ({config.batch_size}) must be divisible by the number of "
                          f"processes ({context.world_size})")
     logger.info("data: %d images in %s (%s layout)", len(paths), config.data.root, layout)
-    dataset = TwoViewDataset(paths, BarlowTwinsTransform(size=config.data.image_size), seed=config.seed)
+    dataset = TwoViewDataset(paths, build_transform(config), seed=config.seed)
     sampler = EpochBatchSampler(dataset, config.batch_size // context.world_size, context.world_size, context.rank,
                                 seed=config.seed)
     if sampler.batches_per_epoch == 0:
@@ -140,16 +140,27 @@ def _pretrain(config: PretrainConfig, context: DistributedContext, callbacks: Se
         stats.close()
     if context.is_main:
         backbone_path = output_dir / f"{config.model.arch}.pth"
-        save_backbone(backbone_state_from_model(run.model.state_dict(), config.model.arch), backbone_path)
+        save_backbone(backbone_state_from_model(run.model.state_dict(), config.model.arch), backbone_path,
+                      arch=config.model.arch)
         logger.info("training complete: backbone weights in %s", backbone_path)
     return "completed"
+
+
+def build_transform(config: PretrainConfig) -> BarlowTwinsTransform:
+    """The two-view augmentation of ``config.augment`` at ``config.data.image_size``."""
+    augment = config.augment
+    recipes = tuple(ViewRecipe(blur, solarize)
+                    for blur, solarize in zip(augment.blur_probability, augment.solarize_probability))
+    return BarlowTwinsTransform(config.data.image_size, crop_scale=(augment.crop_min_scale, 1.0),
+                                view_recipes=recipes)
 
 
 def _build_run(config: PretrainConfig, context: DistributedContext, steps_per_epoch: int) -> Run:
     """Model, optimizer and scaler on the right device, restored from ``checkpoint.pth`` when present."""
     torch.manual_seed(config.seed)
     device = context.device
-    model = BarlowTwins(config.model.arch, config.model.projector, config.model.lambd, batch_size=config.batch_size)
+    model = BarlowTwins(config.model.arch, config.model.projector, config.model.lambd, batch_size=config.batch_size,
+                        stem=config.model.stem, scale_loss=config.model.scale_loss)
     if device.type == "cuda" and context.is_distributed:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
@@ -157,7 +168,8 @@ def _build_run(config: PretrainConfig, context: DistributedContext, steps_per_ep
         model = model.to(memory_format=torch.channels_last)
     optim = config.optim
     optimizer = LARS(param_groups_weights_biases(model), lr=0, weight_decay=optim.weight_decay,
-                     momentum=optim.momentum, eta=optim.eta, weight_decay_filter=True, lars_adaptation_filter=True)
+                     momentum=optim.momentum, eta=optim.eta, weight_decay_filter=True, lars_adaptation_filter=True,
+                     clip_lr=optim.clip_lr)
     precision = resolve_precision(config.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     checkpoint_path = Path(config.output_dir) / CHECKPOINT_FILE

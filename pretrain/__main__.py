@@ -17,6 +17,7 @@ from core.checkpoint import CheckpointError
 from core.config import ConfigError, load_config, resolve_config_file
 from pretrain.data import DataError
 from pretrain.knn_monitor import KnnMonitor
+from pretrain.online_probe import build_online_probe
 from pretrain.pretrain_config import CONFIG_DIR, PretrainConfig
 from pretrain.signals import EXIT_PREEMPTED
 from pretrain.train import NonFiniteLossError, pretrain
@@ -47,7 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
     try:
         config = load_config(PretrainConfig, resolve_config_file(args.config, CONFIG_DIR), args.overrides)
-        outcome = pretrain(config, callbacks=[KnnMonitor(config.knn, config.data.image_size)])
+        probe = build_online_probe(config)
+        callbacks = [KnnMonitor(config.knn, config.data.image_size), *([probe] if probe else [])]
+        outcome = pretrain(config, callbacks=callbacks, step_hooks=[probe] if probe else [])
     except (ConfigError, DataError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

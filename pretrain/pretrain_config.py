@@ -102,6 +102,22 @@ class KnnConfig:
 
 
 @dataclass
+class ProbeConfig:
+    """Online linear probe on labelled data (``pretrain.online_probe``): top-1 on a held-out split per epoch."""
+
+    enabled: bool = True  # only acts when the training data has labels and a held-out split
+    val_root: str | None = None  # ImageFolder held-out split; None = the sibling 'val' of data.root
+    every_epochs: int = 1
+    lr: float = 0.1
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        _require(self.every_epochs >= 1, "probe.every_epochs", self.every_epochs, ">= 1")
+        _require(self.lr > 0, "probe.lr", self.lr, "> 0")
+        _require(self.batch_size >= 1, "probe.batch_size", self.batch_size, ">= 1")
+
+
+@dataclass
 class PretrainConfig:
     """Everything one pretraining run needs; the resolved copy is saved to ``output_dir/config.yaml``."""
 
@@ -123,6 +139,7 @@ class PretrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     knn: KnnConfig = field(default_factory=KnnConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "log_every", "checkpoint_every_steps", "checkpoint_every_epochs"):

@@ -17,7 +17,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -45,10 +45,26 @@ CONFIG_FILE = "config.yaml"
 Outcome = Literal["completed", "preempted"]
 EpochCallback = Callable[[nn.Module, int, torch.device], dict[str, float]]
 
+
+class StepHook(Protocol):
+    """Learns alongside pretraining from every step's detached first-view backbone features (an online probe).
+
+    ``labels`` holds one label per training image (-1: none); the loop hands each batch's labels to
+    ``after_step``. Its state is saved in, and restored from, the pretraining checkpoint.
+    """
+
+    labels: Any
+
+    def bind(self, device: torch.device) -> None: ...
+    def after_step(self, features: torch.Tensor, labels: torch.Tensor) -> None: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
 # Settings that may change between a run and its resumption without changing what is trained.
 RUNTIME_ONLY_KEYS = frozenset({"output_dir", "stop_after_steps", "progress_bar", "tensorboard", "log_every",
                                "checkpoint_every_steps", "checkpoint_every_epochs", "compile", "data.root",
-                               "data.workers", "knn"})
+                               "data.workers", "knn", "probe"})
 
 # Autocast dtype per precision name; None trains in float32.
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -82,6 +98,7 @@ class Run:
     autocast_dtype: torch.dtype | None
     steps_per_epoch: int
     checkpoint_path: Path
+    step_hooks: Sequence[StepHook] = ()
     step: int = 0
     skipped_images: int = 0
 
@@ -92,38 +109,43 @@ class Run:
     def save(self) -> None:
         """Writes ``checkpoint.pth`` (main process), then waits so no process exits before it is on disk."""
         if self.context.is_main:
-            save_checkpoint(build_checkpoint(self.model, self.optimizer, self.scaler, self.step, self.steps_per_epoch,
-                                             self.skipped_images, config_to_dict(self.config)),
-                            self.checkpoint_path)
+            checkpoint = build_checkpoint(self.model, self.optimizer, self.scaler, self.step, self.steps_per_epoch,
+                                          self.skipped_images, config_to_dict(self.config))
+            checkpoint["step_hooks"] = [hook.state_dict() for hook in self.step_hooks]
+            save_checkpoint(checkpoint, self.checkpoint_path)
         barrier(self.context)
 
 
-def pretrain(config: PretrainConfig, callbacks: Sequence[EpochCallback] = ()) -> Outcome:
+def pretrain(config: PretrainConfig, callbacks: Sequence[EpochCallback] = (),
+             step_hooks: Sequence[StepHook] = ()) -> Outcome:
     """Trains (or resumes training) as described by ``config``; see the module docstring.
 
     ``callbacks`` are called at the end of every epoch with the backbone (in eval mode), the epoch and the
     device; the scalars they return are logged to ``stats.jsonl`` (e.g. ``pretrain.knn_monitor.KnnMonitor``).
+    ``step_hooks`` get every step's detached first-view features and labels (``pretrain.online_probe``).
     """
     context = init_distributed()
     try:
-        return _pretrain(config, context, callbacks)
+        return _pretrain(config, context, callbacks, step_hooks)
     finally:
         shutdown_distributed()
 
 
-def _pretrain(config: PretrainConfig, context: DistributedContext, callbacks: Sequence[EpochCallback]) -> Outcome:
+def _pretrain(config: PretrainConfig, context: DistributedContext, callbacks: Sequence[EpochCallback],
+              step_hooks: Sequence[StepHook]) -> Outcome:
     paths, layout = list_images(config.data.root)
     if config.batch_size % context.world_size:
         raise ConfigError(f"config key 'batch_size' ({config.batch_size}) must be divisible by the number of "
                          f"processes ({context.world_size})")
     logger.info("data: %d images in %s (%s layout)", len(paths), config.data.root, layout)
-    dataset = TwoViewDataset(paths, build_transform(config), seed=config.seed)
+    dataset = TwoViewDataset(paths, build_transform(config), seed=config.seed,
+                             labels=step_hooks[0].labels if step_hooks else None)
     sampler = EpochBatchSampler(dataset, config.batch_size // context.world_size, context.world_size, context.rank,
                                 seed=config.seed)
     if sampler.batches_per_epoch == 0:
         raise DataError(f"{config.data.root}: {len(paths)} image(s) give no batch of at least 2 per process "
                         f"({context.world_size} process(es)); add images")
-    run = _build_run(config, context, sampler.batches_per_epoch)
+    run = _build_run(config, context, sampler.batches_per_epoch, step_hooks)
     output_dir = Path(config.output_dir)
     if context.is_main:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -155,7 +177,8 @@ def build_transform(config: PretrainConfig) -> BarlowTwinsTransform:
                                 view_recipes=recipes)
 
 
-def _build_run(config: PretrainConfig, context: DistributedContext, steps_per_epoch: int) -> Run:
+def _build_run(config: PretrainConfig, context: DistributedContext, steps_per_epoch: int,
+               step_hooks: Sequence[StepHook]) -> Run:
     """Model, optimizer and scaler on the right device, restored from ``checkpoint.pth`` when present."""
     torch.manual_seed(config.seed)
     device = context.device
@@ -174,9 +197,12 @@ def _build_run(config: PretrainConfig, context: DistributedContext, steps_per_ep
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     checkpoint_path = Path(config.output_dir) / CHECKPOINT_FILE
     step, skipped = 0, 0
+    for hook in step_hooks:
+        hook.bind(device)
     if checkpoint_path.is_file():
         checkpoint = load_checkpoint(checkpoint_path)
         step, skipped = restore_checkpoint(checkpoint, model, optimizer, scaler, steps_per_epoch, str(checkpoint_path))
+        _restore_step_hooks(step_hooks, checkpoint.get("step_hooks", []), checkpoint_path)
         changes = changed_settings(checkpoint.get("config", {}), config_to_dict(config), RUNTIME_ONLY_KEYS)
         logger.info("resuming from %s at step %d (epoch %d)", checkpoint_path, step, step // steps_per_epoch)
         if changes:
@@ -189,7 +215,16 @@ def _build_run(config: PretrainConfig, context: DistributedContext, steps_per_ep
     logger.info("precision %s on %s, %d process(es), %d steps per epoch", precision, device, context.world_size,
                 steps_per_epoch)
     return Run(config, context, model, network, optimizer, scaler, PRECISIONS[precision], steps_per_epoch,
-               checkpoint_path, step=step, skipped_images=skipped)
+               checkpoint_path, step_hooks, step=step, skipped_images=skipped)
+
+
+def _restore_step_hooks(step_hooks: Sequence[StepHook], states: list[dict[str, Any]], source: Path) -> None:
+    """Puts back each hook's saved state; a hook the checkpoint has no state for starts afresh (warned)."""
+    for index, hook in enumerate(step_hooks):
+        if index < len(states):
+            hook.load_state_dict(states[index])
+        else:
+            logger.warning("%s holds no state for step hook %s; it starts afresh", source, type(hook).__name__)
 
 
 @dataclass
@@ -217,13 +252,14 @@ def _train_epochs(run: Run, sampler: EpochBatchSampler, loader: torch.utils.data
     for epoch in range(run.step // run.steps_per_epoch, config.epochs):
         sampler.set_epoch(epoch, start_batch=run.step - epoch * run.steps_per_epoch)
         run.network.train()
-        for view1, view2, skipped in loader:
+        for view1, view2, skipped, *labels in loader:
             learning_rates = adjust_learning_rate(
                 run.optimizer, run.step, run.steps_per_epoch, config.epochs, config.batch_size,
                 warmup_epochs=config.optim.warmup_epochs, end_factor=config.optim.end_factor,
                 lr_weights=config.optim.lr_weights, lr_biases=config.optim.lr_biases)
             loss = _train_step(run, view1.to(device, non_blocking=True, memory_format=memory_format),
-                               view2.to(device, non_blocking=True, memory_format=memory_format))
+                               view2.to(device, non_blocking=True, memory_format=memory_format),
+                               labels[0].to(device, non_blocking=True) if labels else None)
             nonfinite_losses += (~torch.isfinite(loss)).long()
             run.step += 1
             steps_this_process += 1
@@ -264,15 +300,20 @@ def _checkpoint_due(config: PretrainConfig, step: int, epoch: int, end_of_epoch:
     return end_of_epoch and ((epoch + 1) % config.checkpoint_every_epochs == 0 or epoch + 1 == config.epochs)
 
 
-def _train_step(run: Run, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
-    """One optimizer step on a batch of view pairs; returns the detached loss (still on the device)."""
+def _train_step(run: Run, view1: torch.Tensor, view2: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """One optimizer step on a batch of view pairs (then the step hooks'); returns the detached loss."""
     run.optimizer.zero_grad(set_to_none=True)
     dtype = run.autocast_dtype
     with torch.autocast(device_type=view1.device.type, dtype=dtype, enabled=dtype is not None):
-        loss = run.network(view1, view2)
+        if run.step_hooks:
+            loss, features = run.network(view1, view2, return_features=True)
+        else:
+            loss = run.network(view1, view2)
     run.scaler.scale(loss).backward()
     run.scaler.step(run.optimizer)
     run.scaler.update()
+    for hook in run.step_hooks:
+        hook.after_step(features.flatten(1), labels)
     return loss.detach()
 
 

@@ -23,6 +23,13 @@ class ConfigError(ValueError):
     """A configuration file or override is malformed, names an unknown key, or has a wrong type."""
 
 
+def require_value(condition: bool, key: str, value: object, expectation: str) -> None:
+    """For a config dataclass's ``__post_init__``: a ``ValueError`` naming ``key`` unless ``condition`` holds
+    (``load_config`` turns it into a ``ConfigError``)."""
+    if not condition:
+        raise ValueError(f"config key '{key}' has value {value!r}, expected {expectation}")
+
+
 def load_config(cls: type[ConfigT], path: str | Path | None = None, overrides: Sequence[str] = ()) -> ConfigT:
     """Builds ``cls`` from its defaults, the YAML file at ``path`` (if any), then ``overrides``.
 

@@ -3,7 +3,12 @@
 One file per task run (``<output>/<task>/results.json`` by convention). ``metrics`` holds the
 headline numbers (percent for AP/accuracy), ``per_class`` optional per-class values keyed by metric
 (e.g. ``{"ap": {"aeroplane": 87.1, ...}}``), ``curves`` optional logged series for plots
-(e.g. ``{"loss": [[iteration, value], ...]}``).
+(e.g. ``{"loss": [[iteration, value], ...]}``), ``protocol`` the values the run actually used after any rescaling
+(processes, total batch, iterations, learning rate, feature dimension, image size, epochs, model: the vocabulary
+of ``transfer.protocol.PROTOCOL_KEYS``), which the report compares with the task's protocol, and ``baseline``
+whether the backbone is a reference column (random init, or a backbone named as the baseline).
+
+Version 1 files (without ``protocol`` and ``baseline``) are still read; their numbers count as off-protocol.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from typing import Any
 
 from core.atomic import atomic_write_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class ResultsError(ValueError):
@@ -40,6 +46,8 @@ class TaskResult:
     config: dict[str, Any] = dataclasses.field(default_factory=dict)
     seed: int | None = None
     wall_time_s: float | None = None
+    protocol: dict[str, Any] = dataclasses.field(default_factory=dict)
+    baseline: bool = False
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -51,6 +59,10 @@ class TaskResult:
         for name, value in self.metrics.items():
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 raise ResultsError(f"metric '{name}' of task '{self.task}' must be a finite number, got {value!r}")
+        if not isinstance(self.protocol, dict):
+            raise ResultsError(f"results field 'protocol' of task '{self.task}' must be a mapping")
+        if not isinstance(self.baseline, bool):
+            raise ResultsError(f"results field 'baseline' of task '{self.task}' must be true or false")
 
 
 def write_result(result: TaskResult, path: str | Path) -> None:
@@ -69,8 +81,9 @@ def read_result(path: str | Path) -> TaskResult:
         raise ResultsError(f"{path} is not valid JSON: {error}") from error
     if not isinstance(data, dict):
         raise ResultsError(f"{path} must hold a JSON object")
-    if data.get("schema_version") != SCHEMA_VERSION:
-        raise ResultsError(f"{path}: schema_version {data.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+    if data.get("schema_version") not in READABLE_VERSIONS:
+        raise ResultsError(f"{path}: schema_version {data.get('schema_version')!r}, expected one of "
+                           f"{', '.join(map(str, READABLE_VERSIONS))}")
     known = {field.name for field in dataclasses.fields(TaskResult)}
     unknown = sorted(set(data) - known)
     if unknown:

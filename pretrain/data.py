@@ -19,26 +19,23 @@ counted; the per-sample count travels with the batch so the trainer can report i
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import random
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from core.image_arrays import ARRAY_FORMATS, find_array_dataset, load_array_split
+from core.sampling import EpochBatchSampler, SampleKey, sample_seed, seeded_randomness  # noqa: F401 (re-exported)
 from pretrain.signals import ignore_preemption_signals
 
 logger = logging.getLogger(__name__)
 
-# A sample is addressed by (epoch, index) so that its augmentation seed is known inside any worker.
-SampleKey = tuple[int, int]
 MAX_REPLACEMENT_ATTEMPTS = 100
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
@@ -92,24 +89,6 @@ def list_images(root: str | Path) -> tuple[Sequence, str]:
     return paths, layout
 
 
-def sample_seed(seed: int, epoch: int, index: int) -> int:
-    """A 63-bit seed that depends only on (seed, epoch, index), mixed so neighbouring keys are unrelated."""
-    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-@contextlib.contextmanager
-def seeded_randomness(seed: int) -> Iterator[None]:
-    """Seeds torch's CPU generator and Python's ``random`` for the block, then restores both."""
-    python_state = random.getstate()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        random.seed(seed)
-        try:
-            yield
-        finally:
-            random.setstate(python_state)
-
-
 class TwoViewDataset(Dataset):
     """Returns ``(view1, view2, skipped)`` for key ``(epoch, index)``; ``skipped`` counts unreadable files.
 
@@ -150,45 +129,6 @@ class TwoViewDataset(Dataset):
                     logger.warning("skipping unreadable image %s (%s: %s)", path, type(error).__name__, error)
         raise DataError(f"no readable image among {MAX_REPLACEMENT_ATTEMPTS} consecutive files starting at "
                         f"{self.paths[index]}; is the data folder corrupt?")
-
-
-class EpochBatchSampler(Sampler[list[SampleKey]]):
-    """Per-process batches of one epoch, resumable at any batch without touching the skipped ones.
-
-    The order is ``DistributedSampler``'s (shuffle seeded by seed + epoch, padded to a multiple of the
-    world size, every ``world_size``-th index for this rank), cut into batches of ``per_device_batch``.
-    As in the official code the last, smaller batch is kept, unless it would hold a single sample
-    (BatchNorm cannot normalise one sample), in which case it is dropped.
-    """
-
-    def __init__(self, dataset: Dataset, per_device_batch: int, world_size: int, rank: int, seed: int) -> None:
-        super().__init__()
-        self.order = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
-        self.per_device_batch = per_device_batch
-        self.epoch = 0
-        self.start_batch = 0
-
-    @property
-    def batches_per_epoch(self) -> int:
-        full, remainder = divmod(self.order.num_samples, self.per_device_batch)
-        return full + (1 if remainder > 1 else 0)
-
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        """Selects the epoch to iterate and the first batch to yield (for mid-epoch resume)."""
-        if not 0 <= start_batch <= self.batches_per_epoch:
-            raise ValueError(f"start_batch {start_batch} outside [0, {self.batches_per_epoch}]")
-        self.order.set_epoch(epoch)
-        self.epoch = epoch
-        self.start_batch = start_batch
-
-    def __iter__(self) -> Iterator[list[SampleKey]]:
-        indices = list(self.order)
-        for batch_number in range(self.start_batch, self.batches_per_epoch):
-            batch = indices[batch_number * self.per_device_batch:(batch_number + 1) * self.per_device_batch]
-            yield [(self.epoch, index) for index in batch]
-
-    def __len__(self) -> int:
-        return self.batches_per_epoch - self.start_batch
 
 
 def build_loader(dataset: TwoViewDataset, sampler: EpochBatchSampler, workers: int, pin_memory: bool) -> DataLoader:

@@ -1,24 +1,17 @@
-"""Training data: layout detection, clear errors, resumable sharding, per-sample deterministic augmentation."""
+"""Training data: layout detection, clear errors, per-sample deterministic augmentation.
+
+The epoch sampler and the seeding helpers are tested in tests/core/test_sampling.py."""
 
 from __future__ import annotations
 
-import random
 
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from pretrain.data import (DataError, EpochBatchSampler, TwoViewDataset, build_loader, detect_layout, list_images,
-                           seeded_randomness)
+from core.sampling import EpochBatchSampler
+from pretrain.data import DataError, TwoViewDataset, build_loader, detect_layout, list_images
 from pretrain.transforms import BarlowTwinsTransform
-
-
-class Sized:
-    def __init__(self, size: int) -> None:
-        self.size = size
-
-    def __len__(self) -> int:
-        return self.size
 
 
 def test_imagefolder_layout_lists_images_of_every_class(image_folder):
@@ -46,42 +39,6 @@ def test_missing_and_empty_folders_are_errors_naming_the_path(tmp_path):
         list_images(tmp_path / "empty")
 
 
-def batches_of(sampler: EpochBatchSampler, epoch: int, start_batch: int = 0) -> list[list[int]]:
-    sampler.set_epoch(epoch, start_batch)
-    return [[index for batch_epoch, index in batch if batch_epoch == epoch] for batch in sampler]
-
-
-def test_two_ranks_cover_the_dataset_once_per_epoch_in_a_seeded_order():
-    ranks = [EpochBatchSampler(Sized(12), per_device_batch=2, world_size=2, rank=rank, seed=5) for rank in (0, 1)]
-    epoch0 = [batches_of(sampler, 0) for sampler in ranks]
-    assert [len(batches) for batches in epoch0] == [3, 3]
-    assert sorted(index for batches in epoch0 for batch in batches for index in batch) == list(range(12))
-    assert epoch0 == [batches_of(sampler, 0) for sampler in ranks]  # same epoch, same order
-    assert epoch0 != [batches_of(sampler, 1) for sampler in ranks]  # another epoch, another order
-    assert epoch0 != [batches_of(EpochBatchSampler(Sized(12), 2, 2, rank, seed=6), 0) for rank in (0, 1)]
-
-
-def test_uneven_dataset_is_padded_so_every_rank_has_the_same_batches():
-    ranks = [EpochBatchSampler(Sized(11), per_device_batch=3, world_size=2, rank=rank, seed=0) for rank in (0, 1)]
-    epoch = [batches_of(sampler, 0) for sampler in ranks]
-    assert [[len(batch) for batch in batches] for batches in epoch] == [[3, 3], [3, 3]]
-    assert set(index for batches in epoch for batch in batches for index in batch) == set(range(11))
-
-
-def test_last_batch_is_kept_unless_it_has_one_sample():
-    assert EpochBatchSampler(Sized(10), 4, 1, 0, seed=0).batches_per_epoch == 3  # 4, 4, 2
-    assert EpochBatchSampler(Sized(9), 4, 1, 0, seed=0).batches_per_epoch == 2  # 4, 4 (+1 dropped)
-    assert [len(batch) for batch in batches_of(EpochBatchSampler(Sized(10), 4, 1, 0, seed=0), 0)] == [4, 4, 2]
-
-
-def test_resuming_at_a_batch_yields_the_rest_of_the_epoch():
-    sampler = EpochBatchSampler(Sized(20), 3, 1, 0, seed=1)
-    full = batches_of(sampler, 4)
-    assert len(full) == 7 and sorted(index for batch in full for index in batch) == list(range(20))
-    assert batches_of(sampler, 4, start_batch=5) == full[5:]
-    assert len(sampler) == len(full) - 5
-
-
 def test_augmentations_depend_only_on_seed_epoch_and_index(image_folder):
     paths, _ = list_images(image_folder)
     dataset = TwoViewDataset(paths, BarlowTwinsTransform(size=32), seed=7)
@@ -105,18 +62,6 @@ def test_worker_processes_produce_the_same_batches(image_folder):
 
     for in_process, in_workers in zip(epoch_batches(0), epoch_batches(2)):
         assert torch.equal(in_process, in_workers)
-
-
-def test_seeded_randomness_leaves_the_global_generators_alone():
-    torch.manual_seed(0)
-    random.seed(0)
-    expected_torch, expected_python = torch.rand(2), random.random()
-    torch.manual_seed(0)
-    random.seed(0)
-    with seeded_randomness(123):
-        torch.rand(5)
-        random.random()
-    assert torch.equal(torch.rand(2), expected_torch) and random.random() == expected_python
 
 
 def test_unreadable_image_is_replaced_by_the_next_and_counted(tmp_path, write_images):

@@ -1,7 +1,7 @@
-"""Command line for the classification transfer tasks (``transfer.classification.tasks.CLASSIFICATION_TASKS``).
+"""Command line for the classification transfer tasks (every task of ``transfer.registry`` run by the pytorch engine).
 
     python -m transfer.classification TASK --weights resnet50.pth --data-root DATA --output OUT [key=value ...]
-    torchrun --nproc_per_node 8 -m transfer.classification places205_linear --weights resnet50.pth \
+    torchrun --nproc_per_node 8 -m transfer.classification places205_linear --weights resnet50.pth \\
         --data-root /data/places205 --output out/places205 batch_size=256
 
 ``key=value`` overrides the task's config (``configs/transfer/<task>.yaml``), e.g. ``epochs=2
@@ -14,21 +14,31 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Sequence
 
-from core.config import ConfigError
 from core.checkpoint import CheckpointError
-from transfer.classification.datasets import DatasetError
-from transfer.classification.tasks import CLASSIFICATION_TASKS
+from core.config import ConfigError
+from transfer.catalog import DatasetError
+from transfer.classification.task_setup import ENGINE
+from transfer.registry import TaskRun, all_tasks, run_task
+
+
+def classification_tasks() -> dict:
+    """The registered tasks this command runs (those with a pytorch runner)."""
+    return {name: spec for name, spec in all_tasks().items() if ENGINE in spec.runners}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    tasks = classification_tasks()
     parser = argparse.ArgumentParser(prog="python -m transfer.classification", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("task", choices=sorted(CLASSIFICATION_TASKS))
+    parser.add_argument("task", choices=sorted(tasks))
     parser.add_argument("--weights", help="backbone weights (.pth): export, pretraining checkpoint, official release")
     parser.add_argument("--random-init", action="store_true", help="evaluate a randomly initialised trunk (baseline)")
+    parser.add_argument("--baseline", action="store_true", help="mark the result as a reference column of the report")
     parser.add_argument("--arch", default="resnet50")
+    parser.add_argument("--seed", type=int, help="seed of the stochastic tasks (linear, semi-supervised)")
     parser.add_argument("--data-root", required=True, help="the data set's own root, e.g. .../VOCdevkit/VOC2007")
     parser.add_argument("--output", required=True, help="output folder (results.json, feature cache, checkpoints)")
     parser.add_argument("--config", help="task config YAML (default: configs/transfer/<task>.yaml)")
@@ -36,11 +46,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_intermixed_args(argv)
     if not args.weights and not args.random_init:
         parser.error("give --weights or --random-init")
+    if args.weights and args.random_init:
+        print(f"error: give either --weights ({args.weights}) or --random-init, not both", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    run = TaskRun(weights=args.weights, data_root=Path(args.data_root), output_dir=Path(args.output), arch=args.arch,
+                  seed=args.seed, overrides=tuple(args.overrides), config_file=args.config,
+                  baseline=args.baseline or args.random_init)
     try:
-        result = CLASSIFICATION_TASKS[args.task](args.weights, args.data_root, args.output, arch=args.arch,
-                                                 random_init=args.random_init, config_path=args.config,
-                                                 overrides=args.overrides)
+        result = run_task(tasks[args.task], run, ENGINE)
     except (ConfigError, CheckpointError, DatasetError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -3,7 +3,9 @@
 Every builder returns an ``ImageListDataset``: a list of (image path, target) with the class names,
 ``targets`` as an array (N for single-label, N x C of 1 / 0 / -1 for multi-label VOC and COCO) and items
 ``(image, target, ok)``. ``ok`` is False only for an unreadable image when ``skip_unreadable`` is set
-(a blank image stands in and callers drop it); otherwise an unreadable image raises naming the file.
+(a blank image stands in and callers drop it, reporting it through ``skipped_images.SkippedImages``);
+otherwise an unreadable image raises ``UnreadableImageError``, one line naming the file, also when it is
+raised in a DataLoader worker.
 
 Parsing reuses torchvision (``ImageFolder``, ``Places365``, ``VOCDetection.parse_voc_xml``) and
 pycocotools; ``root`` is always the data set's own root (``.../VOCdevkit/VOC2007``, ``.../coco``).
@@ -22,17 +24,10 @@ from torch.utils.data import Dataset
 from torchvision import datasets as tv_datasets
 
 from core.image_arrays import ARRAY_FORMATS, ArrayDatasetError, ImageArray, find_array_dataset, load_array_split
+from transfer.catalog import VOC_CLASSES, DatasetError, UnreadableImageError
 
-VOC_CLASSES: tuple[str, ...] = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
-    "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
-)
 # VOC/VISSL label semantics for multi-label targets.
 PRESENT, ABSENT, DIFFICULT_ONLY = 1, 0, -1
-
-
-class DatasetError(FileNotFoundError):
-    """A data set root, split file or image is missing or unreadable."""
 
 
 class ImageListDataset(Dataset):
@@ -62,7 +57,8 @@ class ImageListDataset(Dataset):
                 return image.convert("RGB"), True
         except (OSError, UnidentifiedImageError) as error:
             if not self.skip_unreadable:
-                raise DatasetError(f"{self.name}/{self.split}: cannot read image {path}: {error}") from error
+                raise UnreadableImageError(f"{self.name}/{self.split}: cannot read image {path} ({error}); set "
+                                           f"features.skip_unreadable=true to skip unreadable images") from error
             return Image.new("RGB", (256, 256)), False
 
     def __getitem__(self, index: int) -> tuple[Any, Any, bool]:
@@ -70,6 +66,19 @@ class ImageListDataset(Dataset):
         if self.transform is not None:
             image = self.transform(image)
         return image, self.targets[index], ok
+
+
+class ItemsWithPath(Dataset):
+    """``(*dataset[index], image path)``: lets the main process name the files behind items flagged unreadable."""
+
+    def __init__(self, dataset: ImageListDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple:
+        return (*self.dataset[index], self.dataset.paths[index])
 
 
 def require_path(path: Path, what: str) -> Path:

@@ -27,9 +27,11 @@ from torchvision import transforms
 from tqdm import tqdm
 
 from core.backbone import LoadedBackbone, freeze
+from core.config import require_value
 from core.distributed import barrier
-from transfer.classification.datasets import ImageListDataset, build_dataset
-from transfer.classification.feature_cache import CachedFeatures, FeatureCache
+from transfer.classification.datasets import ImageListDataset, UnreadableImageError, build_dataset
+from transfer.classification.feature_cache import DTYPES, CachedFeatures, FeatureCache
+from transfer.classification.skipped_images import SkippedImages
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -196,22 +198,49 @@ class FeatureConfig:
     skip_unreadable: bool = False
     cache_dir: str = ""  # empty: <output_dir>/feature_cache
 
+    def __post_init__(self) -> None:
+        for key, choices in (("layer", FEATURE_LAYERS), ("transform", TEST_TRANSFORMS), ("dtype", DTYPES)):
+            value = getattr(self, key)
+            require_value(value in choices, f"features.{key}", value, f"one of {', '.join(choices)}")
+        require_value(self.image_size >= 32, "features.image_size", self.image_size,
+                      ">= 32 (a ResNet halves it 5 times)")
+        for key, minimum in (("batch_size", 1), ("num_workers", 0), ("chunk_batches", 1)):
+            require_value(getattr(self, key) >= minimum, f"features.{key}", getattr(self, key), f">= {minimum}")
+
 
 def cached_features(loaded: LoadedBackbone, arch: str, dataset_name: str, data_root: str | Path, split: str,
                     config: FeatureConfig, cache_root: str | Path, device: torch.device, rank: int = 0,
-                    world_size: int = 1, progress: bool = True) -> CachedFeatures:
-    """Features of one data set split: loaded from the cache when the key matches, else extracted (or resumed)."""
+                    world_size: int = 1, progress: bool = True, skipped: SkippedImages | None = None) -> CachedFeatures:
+    """Features of one data set split: loaded from the cache when the key matches, else extracted (or resumed).
+
+    Images the entry holds as unreadable are added to ``skipped`` (warned about on rank 0); without
+    ``skip_unreadable`` they are an error, also when the entry was made by a run that skipped them.
+    """
     key = {"weights_sha256": loaded.weights_sha256 or loaded.weights, "arch": arch, "dataset": dataset_name,
            "data_root": str(Path(data_root).resolve()), "split": split, "layer": config.layer,
            "transform": config.transform, "image_size": config.image_size, "dtype": config.dtype}
     cache = FeatureCache(cache_root, key)
+    dataset = None
     if cache.complete:
-        return cache.load()
-    dataset = build_dataset(dataset_name, data_root, split, evaluation_transform(config.transform, config.image_size),
-                            skip_unreadable=config.skip_unreadable)
-    extractor = FeatureExtractor(freeze(loaded.model), config.layer, device, config.amp, config.channels_last)
-    return extract_to_cache(extractor, dataset, cache, config.batch_size, config.num_workers, config.dtype,
-                            config.chunk_batches, rank, world_size, progress)
+        cached = cache.load()
+    else:
+        dataset = build_dataset(dataset_name, data_root, split,
+                                evaluation_transform(config.transform, config.image_size),
+                                skip_unreadable=config.skip_unreadable)
+        extractor = FeatureExtractor(freeze(loaded.model), config.layer, device, config.amp, config.channels_last)
+        cached = extract_to_cache(extractor, dataset, cache, config.batch_size, config.num_workers, config.dtype,
+                                  config.chunk_batches, rank, world_size, progress)
+    unreadable_rows = np.flatnonzero(~np.asarray(cached.valid))
+    if len(unreadable_rows):
+        all_paths = (dataset if dataset is not None else build_dataset(dataset_name, data_root, split)).paths
+        paths = [all_paths[row] for row in unreadable_rows]
+        if not config.skip_unreadable:
+            raise UnreadableImageError(f"{dataset_name}/{split}: the feature cache {cache.directory} holds "
+                                       f"{len(paths)} unreadable image(s), e.g. {paths[0]}; set "
+                                       f"features.skip_unreadable=true to skip them")
+        if skipped is not None:
+            skipped.add(paths, warn=rank == 0)
+    return cached
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -236,7 +265,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         loaded = load_backbone(args.weights, args.arch, args.random_init)
         cached = cached_features(loaded, args.arch, args.dataset, args.data_root, args.split, config, args.cache_dir,
-                                 context.device, context.rank, context.world_size, progress=context.is_main)
+                                 context.device, context.rank, context.world_size, progress=context.is_main,
+                                 skipped=SkippedImages())
         if context.is_main:
             print(f"{cached.features.shape[0]} x {cached.features.shape[1]} features "
                   f"({cached.meta.get('num_skipped', 0)} skipped) in {Path(args.cache_dir).resolve()}")

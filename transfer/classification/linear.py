@@ -14,11 +14,18 @@ the head trains on cached features (test transform, no augmentation). ``torchrun
 head's BatchNorm synchronised on GPUs, as VISSL's SyncBN). The state is checkpointed each epoch and a
 rerun resumes from it; a rerun whose protocol differs from the checkpoint's is refused (only ``epochs``
 of a multistep schedule may grow).
+
+Reproducible across interruption: an epoch's batches are a function of (seed, epoch) and each image's
+crop and flip a function of (seed, epoch, index) (``core.sampling``), never of the global generators, so a
+run resumed from its last checkpoint ends bit-identical (on CPU) to an uninterrupted one. A last batch of
+one image per process is dropped (BatchNorm cannot train on it); a ``batch_size`` above the number of
+training images is refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from pathlib import Path
 from typing import Literal
@@ -27,17 +34,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset
+from torch.utils.data import DataLoader, Subset, TensorDataset
 from torchvision import transforms
 from tqdm import tqdm
 
 from core.checkpoint import load_checkpoint, save_checkpoint
-from core.config import config_to_dict
-from core.distributed import DistributedContext, sum_over_processes
+from core.config import config_to_dict, require_value
+from core.resume import check_resume
+from core.distributed import DistributedContext, gather_to_all, sum_over_processes
 from core.backbone import LoadedBackbone, freeze
-from transfer.classification.datasets import build_dataset, subset_by_file_names
-from transfer.classification.features import (IMAGENET_MEAN, IMAGENET_STD, FeatureConfig, cached_features, evaluation_transform,
-                               layer_channels, layer_spec, pooled_positions, trunk_feature_maps)
+from core.sampling import EpochBatchSampler, SeededSamples
+from transfer.classification.datasets import ItemsWithPath, build_dataset, subset_by_file_names
+from transfer.classification.features import (IMAGENET_MEAN, IMAGENET_STD, TEST_TRANSFORMS, FeatureConfig,
+                                              cached_features, evaluation_transform, layer_channels, layer_spec,
+                                              pooled_positions, trunk_feature_maps)
+from transfer.classification.skipped_images import SkippedImages
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -69,8 +82,19 @@ class LinearConfig:
     features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.lr_backbone < 0:
-            raise ValueError("epochs and batch_size must be positive, lr > 0 and lr_backbone >= 0")
+        require_value(self.epochs >= 1, "epochs", self.epochs, ">= 1")
+        require_value(self.batch_size >= 2, "batch_size", self.batch_size, ">= 2 (BatchNorm needs two images)")
+        require_value(self.lr > 0, "lr", self.lr, "> 0")
+        for key in ("lr_backbone", "weight_decay", "num_workers", "seed"):
+            require_value(getattr(self, key) >= 0, key, getattr(self, key), ">= 0")
+        require_value(0 <= self.momentum < 1, "momentum", self.momentum, "in [0, 1)")
+        require_value(self.momentum > 0 or not self.nesterov, "momentum", self.momentum, "> 0 with nesterov=true")
+        require_value(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
+        require_value(all(step > 0 for step in self.milestones) and self.milestones == sorted(self.milestones),
+                      "milestones", self.milestones, "increasing positive epochs")
+        require_value(self.image_size >= 32, "image_size", self.image_size, ">= 32 (a ResNet halves it 5 times)")
+        require_value(self.test_transform in TEST_TRANSFORMS, "test_transform", self.test_transform,
+                      f"one of {', '.join(TEST_TRANSFORMS)}")
         if self.lr_backbone > 0 and self.mode == "features":
             raise ValueError("mode=features trains the head only; fine-tuning (lr_backbone > 0) needs mode=images")
 
@@ -169,22 +193,25 @@ def topk_correct(logits: Tensor, targets: Tensor, ks: tuple[int, ...] = (1, 5)) 
     return [float(hits[:, :k].any(dim=1).sum()) for k in ks]
 
 
-def _batches(loader: DataLoader, device: torch.device):
-    """(inputs, targets) on ``device``, dropping images flagged unreadable."""
+def _batches(loader: DataLoader, device: torch.device, skipped: SkippedImages):
+    """(inputs, targets) on ``device``; images flagged unreadable (``ItemsWithPath``) are dropped into ``skipped``."""
     for batch in loader:
         inputs, targets = batch[0], torch.as_tensor(batch[1]).long()
-        if len(batch) == 3:
-            inputs, targets = inputs[batch[2]], targets[batch[2]]
+        if len(batch) == 4:
+            ok, paths = batch[2], batch[3]
+            skipped.add(path for path, readable in zip(paths, ok.tolist()) if not readable)
+            inputs, targets = inputs[ok], targets[ok]
         if len(targets):
             yield inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, context: DistributedContext, amp: bool) -> dict[str, float]:
+def evaluate(model: nn.Module, loader: DataLoader, context: DistributedContext, amp: bool,
+             skipped: SkippedImages | None = None) -> dict[str, float]:
     """Top-1 / top-5 (percent) over this process's shard, summed over processes."""
     model.eval()
     correct1 = correct5 = count = 0.0
-    for inputs, targets in _batches(loader, context.device):
+    for inputs, targets in _batches(loader, context.device, skipped if skipped is not None else SkippedImages()):
         with torch.autocast(context.device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(inputs)
         hits = topk_correct(logits.float(), targets)
@@ -194,12 +221,12 @@ def evaluate(model: nn.Module, loader: DataLoader, context: DistributedContext, 
 
 
 def _data(config: LinearConfig, loaded: LoadedBackbone, arch: str, dataset: str, data_root: str,
-          output_dir: Path, context: DistributedContext) -> tuple:
+          output_dir: Path, context: DistributedContext, skipped: SkippedImages) -> tuple:
     """Train/val data sets (images or cached features), the number of classes and the pooled positions."""
     if config.mode == "features":
         cache_root = config.features.cache_dir or str(output_dir / "feature_cache")
         splits = [cached_features(loaded, arch, dataset, data_root, split, config.features, cache_root, context.device,
-                                  context.rank, context.world_size, progress=context.is_main)
+                                  context.rank, context.world_size, progress=context.is_main, skipped=skipped)
                   for split in (config.train_split, config.val_split)]
         tensors = [tuple(torch.from_numpy(array) for array in cached.valid_rows()) for cached in splits]
         num_classes = int(max(t[1].max() for t in tensors)) + 1
@@ -211,7 +238,26 @@ def _data(config: LinearConfig, loaded: LoadedBackbone, arch: str, dataset: str,
         train_set = subset_by_file_names(train_set, config.train_subset)
     val_set = build_dataset(dataset, data_root, config.val_split,
                             evaluation_transform(config.test_transform, config.image_size), skip)
-    return train_set, val_set, len(train_set.classes), pooled_positions(config.features.layer, config.image_size)
+    return (ItemsWithPath(train_set), ItemsWithPath(val_set), len(train_set.classes),
+            pooled_positions(config.features.layer, config.image_size))
+
+
+def _check_batch_size(config: LinearConfig, num_train: int, world_size: int) -> int:
+    """The per-process batch. A batch larger than the training set makes each epoch one step over all of it:
+    refused when the LR is scaled with ``batch_size`` (it would be scaled for images that do not exist),
+    a warning otherwise (full-batch steps on a small subset). Fewer than two images per process (BatchNorm
+    cannot train on one) are refused."""
+    if config.batch_size > num_train:
+        message = (f"batch_size {config.batch_size} exceeds the {num_train} training images "
+                   f"({config.train_subset or config.train_split})")
+        if config.scale_lr_with_batch:
+            raise ValueError(f"{message}, but the LR is scaled by batch_size/256 (scale_lr_with_batch=true); "
+                             f"use batch_size <= {num_train}")
+        logger.warning("%s: each epoch is a single step over all of them", message)
+    if min(config.batch_size, num_train) // world_size < 2:
+        raise ValueError(f"batch_size {config.batch_size} over {num_train} training images and {world_size} "
+                         f"process(es) leaves fewer than 2 images per process (BatchNorm cannot train on one)")
+    return config.batch_size // world_size
 
 
 def protocol_fingerprint(config: LinearConfig, loaded: LoadedBackbone) -> dict:
@@ -232,12 +278,7 @@ def _resume(path: Path, config: LinearConfig, loaded: LoadedBackbone, model: nn.
     if not path.is_file():
         return None
     saved = load_checkpoint(path)
-    expected, found = protocol_fingerprint(config, loaded), saved.get("protocol", {})
-    changed = sorted(key for key in expected.keys() | found.keys() if expected.get(key) != found.get(key))
-    if changed:
-        details = ", ".join(f"{key}: {found.get(key)!r} -> {expected.get(key)!r}" for key in changed)
-        raise ValueError(f"{path} was trained with other settings ({details}); resume with the same settings "
-                         f"or use another output folder")
+    check_resume(saved.get("protocol", {}), protocol_fingerprint(config, loaded), source=str(path))
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
@@ -252,10 +293,17 @@ def _broadcast_buffers(model: nn.Module, context: DistributedContext) -> None:
 
 
 def train_linear(config: LinearConfig, loaded: LoadedBackbone, arch: str, dataset: str, data_root: str,
-                 output_dir: str | Path, context: DistributedContext, progress: bool = True) -> dict:
-    """Trains the head (and trunk, if ``lr_backbone > 0``); returns best and final top-1/top-5 and curves."""
+                 output_dir: str | Path, context: DistributedContext, progress: bool = True,
+                 skipped: SkippedImages | None = None) -> dict:
+    """Trains the head (and trunk, if ``lr_backbone > 0``); returns best and final top-1/top-5 and curves.
+
+    Images skipped as unreadable (``features.skip_unreadable``) by any process are added to ``skipped``.
+    """
     output_dir = Path(output_dir)
-    train_set, val_set, num_classes, positions = _data(config, loaded, arch, dataset, data_root, output_dir, context)
+    skipped_here = SkippedImages()
+    train_set, val_set, num_classes, positions = _data(config, loaded, arch, dataset, data_root, output_dir, context,
+                                                       skipped_here)
+    local_batch = _check_batch_size(config, len(train_set), context.world_size)
     torch.manual_seed(config.seed)  # after _data: a cache miss (extraction) must not change the head's init
     finetune = config.lr_backbone > 0
     head = build_head(config.head, layer_channels(config.features.layer, arch), positions, num_classes)
@@ -273,24 +321,18 @@ def train_linear(config: LinearConfig, loaded: LoadedBackbone, arch: str, datase
         "epoch": 0, "best": {"top1": 0.0, "top5": 0.0}, "last": {"top1": 0.0, "top5": 0.0},
         "curves": {"top1": [], "loss": []}}
     wrapped = DistributedDataParallel(model) if context.is_distributed else model
-    sampler = DistributedSampler(train_set, shuffle=True, seed=config.seed) if context.is_distributed else None
-    local_batch = max(1, config.batch_size // context.world_size)
+    sampler = EpochBatchSampler(train_set, local_batch, context.world_size, context.rank, config.seed)
     workers = 0 if config.mode == "features" else config.num_workers
-    train_loader = DataLoader(train_set, batch_size=local_batch, shuffle=sampler is None, sampler=sampler,
-                              num_workers=workers, pin_memory=context.device.type == "cuda", drop_last=False)
+    train_loader = DataLoader(SeededSamples(train_set, config.seed), batch_sampler=sampler, num_workers=workers,
+                              pin_memory=context.device.type == "cuda", persistent_workers=workers > 0)
     val_shard = Subset(val_set, range(context.rank, len(val_set), context.world_size))
     val_loader = DataLoader(val_shard, batch_size=local_batch, num_workers=workers)
     amp = config.amp and context.device.type == "cuda"
     for epoch in range(state["epoch"], config.epochs):
-        if sampler is not None:
-            sampler.set_epoch(epoch)
+        sampler.set_epoch(epoch)
         wrapped.train()
-        generator = torch.Generator().manual_seed(config.seed + epoch)
-        if sampler is None:
-            train_loader = DataLoader(train_set, batch_size=local_batch, shuffle=True, generator=generator,
-                                      num_workers=workers, pin_memory=context.device.type == "cuda")
         losses = []
-        for inputs, targets in tqdm(_batches(train_loader, context.device), total=len(train_loader),
+        for inputs, targets in tqdm(_batches(train_loader, context.device, skipped_here), total=len(train_loader),
                                     desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False):
             with torch.autocast(context.device.type, dtype=torch.bfloat16, enabled=amp):
                 loss = F.cross_entropy(wrapped(inputs).float(), targets)
@@ -300,7 +342,7 @@ def train_linear(config: LinearConfig, loaded: LoadedBackbone, arch: str, datase
             losses.append(loss.item())
         scheduler.step()
         _broadcast_buffers(model, context)
-        last = evaluate(model, val_loader, context, amp)
+        last = evaluate(model, val_loader, context, amp, skipped_here)
         state["best"] = {key: max(state["best"][key], last[key]) for key in last}
         state["last"] = last
         state["curves"]["top1"].append([epoch + 1, last["top1"]])
@@ -312,4 +354,7 @@ def train_linear(config: LinearConfig, loaded: LoadedBackbone, arch: str, datase
             save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                              "scheduler": scheduler.state_dict(), "state": state,
                              "protocol": protocol_fingerprint(config, loaded)}, checkpoint_path)
+    everywhere = gather_to_all(context, skipped_here.paths)
+    if skipped is not None:
+        skipped.add(everywhere, warn=False)
     return {"best": state["best"], "last": state["last"], "curves": state["curves"], "num_classes": num_classes}

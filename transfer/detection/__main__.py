@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from transfer.detection.torchvision.tasks import detectron2_available
+from transfer.detection.engines import detectron2_available
 
 
 def _run_detectron2(argv: list[str]) -> int:

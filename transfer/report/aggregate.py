@@ -1,29 +1,25 @@
 """Groups one backbone's task results into trials of the same evaluation and computes mean/std/n per metric.
 
-Several results of one task with the same dataset, split, engine and layer are trials (different seeds) of one
-evaluation; the report shows their mean ± sample standard deviation (ddof=1), as detection transfer is reported
-in the field (MoCo, Barlow Twins: mean over several trials).
+Several results of one task with the same dataset, split, engine, layer and protocol values are trials (different
+seeds) of one evaluation; the report shows their mean ± sample standard deviation (ddof=1), as detection transfer
+is reported in the field (MoCo, Barlow Twins: mean over several trials).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from transfer.report.errors import ReportError
 from core.results import TaskResult
+from transfer.protocol import describe_differences, protocol_differences
+from transfer.registry import all_tasks
+from transfer.report.errors import ReportError
 
 # A metric "<name>_std" next to "<name>" is the spread the task itself measured (e.g. low-shot SVMs over draws).
 WITHIN_RUN_STD_SUFFIX = "_std"
-# Config entries (last dotted component) that describe the protocol, shown next to our results.
-PROTOCOL_KEYS = (
-    "preset", "scale", "arch", "meta_arch", "norm", "epochs", "max_iter", "image_size", "crop_size",
-    "batch_size", "ims_per_batch", "lr", "base_lr", "weight_decay", "max_size_train", "min_size_test",
-)
-
-
 @dataclasses.dataclass(frozen=True)
 class MetricStat:
     """One metric over the trials: mean, sample std (None for a single trial), count, and the task's own spread."""
@@ -36,7 +32,7 @@ class MetricStat:
 
 @dataclasses.dataclass(frozen=True)
 class TaskAggregate:
-    """All trials of one evaluation (task, dataset, split, engine, layer) of one backbone."""
+    """All trials of one evaluation (task, dataset, split, engine, layer, protocol values) of one backbone."""
 
     label: str
     task: str
@@ -46,6 +42,18 @@ class TaskAggregate:
     layer: str | None
     results: tuple[TaskResult, ...]
     metrics: dict[str, MetricStat]
+    # "" when the trials used their task's protocol, else the differing values; None for an unregistered task
+    gap: str | None = None
+
+    @property
+    def baseline(self) -> bool:
+        """A reference column's results (random init, or a backbone named as the baseline)."""
+        return any(result.baseline for result in self.results)
+
+    @property
+    def protocol_facts(self) -> dict[str, Any]:
+        """The protocol values the trials used (trials are grouped by them, so they agree)."""
+        return dict(self.results[0].protocol)
 
     @property
     def seeds(self) -> list[int | None]:
@@ -59,11 +67,6 @@ class TaskAggregate:
     def weights_sha256(self) -> list[str]:
         return sorted({result.weights_sha256 for result in self.results if result.weights_sha256})
 
-    def protocol(self) -> dict[str, Any]:
-        """Protocol-describing scalar config entries of the first trial (trials differ only in their seed)."""
-        flat = _flatten(self.results[0].config)
-        return {key: value for key, value in flat.items() if key.rsplit(".", 1)[-1] in PROTOCOL_KEYS}
-
     def mean_per_class(self, key: str) -> dict[str, float]:
         """Per-class values of ``key`` (e.g. "ap") averaged over the trials that report them."""
         values: dict[str, list[float]] = {}
@@ -71,17 +74,6 @@ class TaskAggregate:
             for class_name, value in result.per_class.get(key, {}).items():
                 values.setdefault(class_name, []).append(float(value))
         return {class_name: statistics.fmean(class_values) for class_name, class_values in values.items()}
-
-
-def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{name}."))
-        elif isinstance(value, (str, int, float, bool)):
-            flat[name] = value
-    return flat
 
 
 def metric_stat(values: Sequence[float], within_run_stds: Sequence[float] = ()) -> MetricStat:
@@ -106,8 +98,18 @@ def _metric_stats(results: Sequence[TaskResult]) -> dict[str, MetricStat]:
     return stats
 
 
-def _group_key(result: TaskResult) -> tuple[str, str, str, str, str]:
-    return (result.task, result.dataset, result.split, result.engine or "", result.layer or "")
+def _group_key(result: TaskResult) -> tuple[str, ...]:
+    # Runs that used other protocol values (e.g. another number of GPUs) are separate evaluations, not trials.
+    return (result.task, result.dataset, result.split, result.engine or "", result.layer or "",
+            json.dumps(result.protocol, sort_keys=True, default=str))
+
+
+def protocol_gap(result: TaskResult) -> str | None:
+    """"" when ``result`` used its task's protocol, else the differing values; None for an unregistered task."""
+    spec = all_tasks().get(result.task)
+    if spec is None:
+        return None
+    return describe_differences(protocol_differences(result.protocol, spec.protocol))
 
 
 def aggregate_results(label: str, results: Sequence[TaskResult]) -> list[TaskAggregate]:
@@ -123,7 +125,7 @@ def aggregate_results(label: str, results: Sequence[TaskResult]) -> list[TaskAgg
         first = trials[0]
         aggregates.append(TaskAggregate(label=label, task=first.task, dataset=first.dataset, split=first.split,
                                         engine=first.engine, layer=first.layer, results=tuple(trials),
-                                        metrics=_metric_stats(trials)))
+                                        metrics=_metric_stats(trials), gap=protocol_gap(first)))
     return aggregates
 
 

@@ -1,58 +1,49 @@
-"""Pretrained backbones against the random-init baseline on the classification tasks (the pipeline's sanity check)."""
+"""Backbones against the baseline column (random init, or a backbone named as the baseline) on the tasks whose
+spec asks for it (the classification tasks): the pipeline's sanity check. The baseline is found by the explicit
+``baseline`` field of its results, never by its label."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from transfer.registry import TaskSpec, all_tasks
 from transfer.report.aggregate import TaskAggregate
 from transfer.report.tables import Table
 
-# Headline metric (higher is better) of each frozen-feature classification task.
-CLASSIFICATION_METRICS = {
-    "voc07_svm": "mAP",
-    "coco14_svm": "mAP",
-    "places205_linear": "top1",
-    "places365_linear": "top1",
-    "inat18_linear": "top1",
-    "imagenet_linear": "top1",
-    "imagenet_semisup_1pct": "top1",
-    "imagenet_semisup_10pct": "top1",
-    "knn": "top1",
-}
+def baseline_label(aggregates_by_label: Mapping[str, Sequence[TaskAggregate]]) -> str | None:
+    """The first backbone whose results are all marked as a baseline (``TaskResult.baseline``), else None."""
+    return next((label for label, aggregates in aggregates_by_label.items()
+                 if aggregates and all(aggregate.baseline for aggregate in aggregates)), None)
 
 
-def random_init_label(labels: Sequence[str]) -> str | None:
-    """The baseline's label: the first one mentioning "random" (e.g. "random init"), else None."""
-    return next((label for label in labels if "random" in label.lower()), None)
-
-
-def _headline(aggregates: Sequence[TaskAggregate]) -> dict[tuple[str, str], float]:
+def _headline(aggregates: Sequence[TaskAggregate], tasks: Mapping[str, TaskSpec]) -> dict[tuple[str, str], float]:
     values = {}
     for aggregate in aggregates:
-        metric = CLASSIFICATION_METRICS.get(aggregate.task)
-        if metric in aggregate.metrics:
-            values.setdefault((aggregate.task, aggregate.dataset), aggregate.metrics[metric].mean)
+        spec = tasks.get(aggregate.task)
+        if spec is not None and spec.compared_with_baseline and spec.headline_metric in aggregate.metrics:
+            values.setdefault((aggregate.task, aggregate.dataset), aggregate.metrics[spec.headline_metric].mean)
     return values
 
 
 def compare_with_random_init(aggregates_by_label: Mapping[str, Sequence[TaskAggregate]]) -> list[dict[str, Any]]:
     """One entry per (backbone, task, dataset) both it and the random-init baseline ran: values, difference, beats."""
-    baseline_label = random_init_label(list(aggregates_by_label))
-    if baseline_label is None:
+    reference = baseline_label(aggregates_by_label)
+    if reference is None:
         return []
-    baseline = _headline(aggregates_by_label[baseline_label])
+    tasks = all_tasks()
+    baseline = _headline(aggregates_by_label[reference], tasks)
     entries = []
     for label, aggregates in aggregates_by_label.items():
-        if label == baseline_label:
+        if label == reference or all(aggregate.baseline for aggregate in aggregates):
             continue
-        for (task, dataset), value in sorted(_headline(aggregates).items()):
+        for (task, dataset), value in sorted(_headline(aggregates, tasks).items()):
             if (task, dataset) not in baseline:
                 continue
-            reference = baseline[(task, dataset)]
-            entries.append({"backbone": label, "baseline": baseline_label, "task": task, "dataset": dataset,
-                            "metric": CLASSIFICATION_METRICS[task], "value": value, "baseline_value": reference,
-                            "difference": value - reference, "beats_baseline": value > reference})
+            baseline_value = baseline[(task, dataset)]
+            entries.append({"backbone": label, "baseline": reference, "task": task, "dataset": dataset,
+                            "metric": tasks[task].headline_metric, "value": value, "baseline_value": baseline_value,
+                            "difference": value - baseline_value, "beats_baseline": value > baseline_value})
     return entries
 
 

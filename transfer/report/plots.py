@@ -10,15 +10,11 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from transfer.registry import all_tasks
 from transfer.report.aggregate import TaskAggregate
 from transfer.report.errors import ReportError
 from transfer.report.pretrain_stats import PretrainCurves
 
-# (task, per_class key) -> chart title; the VOC tasks have 20 classes, few enough for grouped bars.
-PER_CLASS_CHARTS = {
-    ("voc07_svm", "ap"): "VOC07 SVM: AP per class",
-    ("voc0712_detection", "ap50"): "VOC07+12 detection: AP50 per class",
-}
 CURVE_TITLES = {"loss": "training loss"}
 DPI = 100
 
@@ -130,7 +126,8 @@ def make_plots(aggregates_by_label: Mapping[str, Sequence[TaskAggregate]],
     """Every plot of the report, written under ``plots_dir``."""
     plots_dir.mkdir(parents=True, exist_ok=True)
     plots = []
-    for (task, key), title in PER_CLASS_CHARTS.items():
+    per_class_charts = {(task, key): title for task, spec in all_tasks().items() for key, title in spec.per_class.items()}
+    for (task, key), title in per_class_charts.items():
         path = plots_dir / f"per_class_{_safe_name(task)}_{_safe_name(key)}.png"
         if (plot := per_class_chart(aggregates_by_label, task, key, title, path)) is not None:
             plots.append(plot)

@@ -9,7 +9,7 @@ from transfer.published import published_results
 from transfer.report.aggregate import TaskAggregate
 from transfer.report.document import ReportDocument
 
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
 
 
 def task_key(aggregate: TaskAggregate, same_task: Sequence[TaskAggregate]) -> str:
@@ -24,7 +24,9 @@ def _aggregate_summary(aggregate: TaskAggregate) -> dict[str, Any]:
         "task": aggregate.task, "dataset": aggregate.dataset, "split": aggregate.split,
         "engine": aggregate.engine, "layer": aggregate.layer, "n_trials": len(aggregate.results),
         "seeds": aggregate.seeds, "weights": aggregate.weights, "weights_sha256": aggregate.weights_sha256,
-        "protocol": aggregate.protocol(),
+        "protocol_values": aggregate.protocol_facts,
+        "paper_protocol": aggregate.gap == "", "differs_from_protocol": aggregate.gap or None,
+        "baseline": aggregate.baseline,
         "metrics": {name: {"mean": stat.mean, "std": stat.std, "n": stat.n, "within_run_std": stat.within_run_std}
                     for name, stat in aggregate.metrics.items()},
     }

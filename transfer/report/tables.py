@@ -6,15 +6,21 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from transfer.published import published_results
-from transfer.report.aggregate import MetricStat, TaskAggregate
+from transfer.registry import TaskSpec, all_tasks
+from transfer.report.aggregate import WITHIN_RUN_STD_SUFFIX, MetricStat, TaskAggregate
 from transfer.report.table_specs import (
-    MAIN_PUBLISHED_METHODS, PUBLISHED_ENGINE, Column, TableSpec, engine_description, table_specs,
+    MAIN_PUBLISHED_METHODS, PUBLISHED_ENGINE, Column, TableSpec, engine_description, paper_table_specs,
+    task_table_spec,
 )
 
 MISSING = "—"
 PAPER_SOURCE = "paper"
 MEASURED_SOURCE = "measured"
 TRIALS_NOTE = "mean ± std (n=…): mean and sample standard deviation over n trials with different seeds."
+OFF_PROTOCOL_NOTE = ("Not the paper's protocol: these numbers were made with other values than the paper's (named in the "
+                     "last column; a results file that does not record them counts as different), so they are not "
+                     "placed beside the paper's.")
+ON_PROTOCOL = "as specified"
 
 
 @dataclasses.dataclass
@@ -53,30 +59,9 @@ def format_published(value: float | None) -> str:
     return MISSING if value is None else f"{value:.1f}"
 
 
-def _matches(aggregate: TaskAggregate, column: Column, task: str) -> bool:
-    return (aggregate.task == task and column.metric in aggregate.metrics
-            and (column.dataset is None or aggregate.dataset == column.dataset))
-
-
-def column_aggregates(aggregates: Sequence[TaskAggregate], column: Column) -> list[TaskAggregate]:
-    """The aggregates filling ``column``: those of its first task (in priority order) that has the metric."""
-    for task in column.tasks:
-        matches = [aggregate for aggregate in aggregates if _matches(aggregate, column, task)]
-        if matches:
-            return matches
-    return []
-
-
-def _variant(aggregate: TaskAggregate, others: Sequence[TaskAggregate]) -> str:
-    parts = []
-    for name in ("dataset", "split", "layer"):
-        if len({getattr(other, name) for other in others}) > 1:
-            parts.append(f"{name} {getattr(aggregate, name) or 'default'}")
-    return ", ".join(parts)
-
-
 def _cell(aggregates: Sequence[TaskAggregate], column: Column) -> str:
-    matches = column_aggregates(aggregates, column)
+    matches = [aggregate for aggregate in aggregates if aggregate.task == column.task
+               and column.metric in aggregate.metrics]
     if not matches:
         return MISSING
     if len(matches) == 1:
@@ -84,37 +69,51 @@ def _cell(aggregates: Sequence[TaskAggregate], column: Column) -> str:
     return "; ".join(f"{format_stat(match.metrics[column.metric])} [{_variant(match, matches)}]" for match in matches)
 
 
-def _published_rows(spec: TableSpec, columns: Sequence[Column]) -> dict[str, dict[str, float | None]]:
+def _variant(aggregate: TaskAggregate, others: Sequence[TaskAggregate]) -> str:
+    parts = []
+    for name in ("dataset", "split", "layer"):
+        if len({getattr(other, name) for other in others}) > 1:
+            parts.append(f"{name} {getattr(aggregate, name) or 'default'}")
+    return ", ".join(parts) or f"seeds {', '.join(str(seed) for seed in aggregate.seeds)}"
+
+
+def _published_rows(spec: TableSpec) -> dict[str, dict[str, float | None]]:
     if spec.published_table is None:
         return {}
     section = published_results()[spec.published_table]
-    rows = {}
-    for method, values in section["rows"].items():
-        rows[method] = {column.published_metric: values[section["metric"].index(column.published_metric)]
-                        for column in columns if column.published_metric in section["metric"]}
-    return rows
+    return {method: {column.published_metric: values[section["metric"].index(column.published_metric)]
+                     for column in spec.columns} for method, values in section["rows"].items()}
 
 
-def _published_table_rows(spec: TableSpec, columns: Sequence[Column], published: Mapping[str, Mapping],
-                          methods: Sequence[str]) -> list[list[str]]:
+def _published_table_rows(spec: TableSpec, published: Mapping[str, Mapping], methods: Sequence[str]) -> list[list[str]]:
     source = PUBLISHED_ENGINE if spec.engine_rows else PAPER_SOURCE
-    return [[method, *(format_published(published[method].get(column.published_metric)) for column in columns),
+    return [[method, *(format_published(published[method].get(column.published_metric)) for column in spec.columns),
              source] for method in methods]
 
 
-def _measured_rows(spec: TableSpec, columns: Sequence[Column],
-                   aggregates_by_label: Mapping[str, Sequence[TaskAggregate]]) -> list[list[str]]:
+def _row_groups(spec: TableSpec, aggregates: Sequence[TaskAggregate]) -> list[tuple[str, list[TaskAggregate]]]:
+    """Aggregates of one backbone split into rows: one per engine (detection) and per protocol gap."""
+    keys: dict[tuple[str, str], list[TaskAggregate]] = {}
+    for aggregate in aggregates:
+        engine = (aggregate.engine or "") if spec.engine_rows else ""
+        keys.setdefault((engine, aggregate.gap or ""), []).append(aggregate)
+    return [(engine, group) for (engine, _), group in sorted(keys.items())]
+
+
+def _measured_rows(spec: TableSpec, aggregates_by_label: Mapping[str, Sequence[TaskAggregate]],
+                   with_gap: bool) -> list[list[str]]:
     rows = []
     for label, aggregates in aggregates_by_label.items():
         relevant = [aggregate for aggregate in aggregates if aggregate.task in spec.tasks]
-        if not spec.engine_rows:
-            rows.append([label, *(_cell(relevant, column) for column in columns), MEASURED_SOURCE])
-            continue
-        for engine in sorted({aggregate.engine or "" for aggregate in relevant}) or [""]:
-            same_engine = [aggregate for aggregate in relevant if (aggregate.engine or "") == engine]
-            engine_results = [result for aggregate in same_engine for result in aggregate.results]
-            rows.append([label, *(_cell(same_engine, column) for column in columns),
-                         engine_description(engine, engine_results)])
+        for engine, group in _row_groups(spec, relevant):
+            row = [label, *(_cell(group, column) for column in spec.columns)]
+            if spec.engine_rows:
+                row.append(engine_description(engine, [result for aggregate in group for result in aggregate.results]))
+            elif not with_gap:
+                row.append(MEASURED_SOURCE)
+            if with_gap:
+                row.append("; ".join(dict.fromkeys(aggregate.gap or ON_PROTOCOL for aggregate in group)))
+            rows.append(row)
     return rows
 
 
@@ -128,50 +127,67 @@ def _protocol_note(aggregate: TaskAggregate) -> str:
     trials = f"{len(aggregate.results)} trial{'s' if len(aggregate.results) > 1 else ''}"
     if seeds:
         trials += f" (seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)})"
-    protocol = ", ".join(f"{key}={value}" for key, value in sorted(aggregate.protocol().items()))
+    facts = ", ".join(f"{key}={value}" for key, value in aggregate.protocol_facts.items()) or "none recorded"
     sha = ", ".join(sha[:12] for sha in aggregate.weights_sha256) or MISSING
-    note = f"{aggregate.label} — {aggregate.task} on {where}: {trials}; weights sha256 {sha}"
-    return note + (f"; protocol: {protocol}" if protocol else "")
+    return f"{aggregate.label} — {aggregate.task} on {where}: {trials}; weights sha256 {sha}; protocol values: {facts}"
 
 
-def build_table(spec: TableSpec, aggregates_by_label: Mapping[str, Sequence[TaskAggregate]]) -> Table | None:
-    """The table for ``spec``, or None when it has no columns or (unless always shown) no results."""
-    everything = [aggregate for aggregates in aggregates_by_label.values() for aggregate in aggregates]
-    present = [column for column in spec.columns if column_aggregates(everything, column)]
-    columns = [column for column in spec.columns if column in present or not column.optional]
-    if not columns or (not present and not spec.always_shown):
-        return None
-    headers = ["Method", *(column.header for column in columns), "Engine" if spec.engine_rows else "Source"]
-    published = _published_rows(spec, columns)
-    main_methods = [method for method in MAIN_PUBLISHED_METHODS if method in published]
-    other_methods = [method for method in published if method not in MAIN_PUBLISHED_METHODS]
-    rows = _published_table_rows(spec, columns, published, main_methods)
-    rows += _measured_rows(spec, columns, aggregates_by_label)
+def _notes(spec: TableSpec, used: Sequence[TaskAggregate]) -> list[str]:
     notes = [spec.note] if spec.note else []
-    if spec.published_table and published_results()[spec.published_table].get("protocol"):
-        notes.append(f"Paper rows: {published_results()[spec.published_table]['protocol']}.")
-    used = [aggregate for aggregate in everything if any(aggregate in column_aggregates(everything, column)
-                                                        for column in columns)]
     if any(stat.n > 1 for aggregate in used for stat in aggregate.metrics.values()):
         notes.append(TRIALS_NOTE)
-    notes += [_protocol_note(aggregate) for aggregate in used]
+    return notes + [_protocol_note(aggregate) for aggregate in used]
+
+
+def build_paper_table(spec: TableSpec, aggregates_by_label: Mapping[str, Sequence[TaskAggregate]]) -> list[Table]:
+    """The paper-style table (paper rows, then protocol-true results) and, when some results used other values,
+    a second table of those, headed as not the paper's protocol, naming each differing value."""
+    on = {label: [aggregate for aggregate in aggregates if aggregate.task in spec.tasks and aggregate.gap == ""]
+          for label, aggregates in aggregates_by_label.items()}
+    off = {label: [aggregate for aggregate in aggregates if aggregate.task in spec.tasks and aggregate.gap]
+           for label, aggregates in aggregates_by_label.items()}
+    published = _published_rows(spec)
+    main_methods = [method for method in MAIN_PUBLISHED_METHODS if method in published]
+    other_methods = [method for method in published if method not in MAIN_PUBLISHED_METHODS]
+    headers = ["Method", *(column.header for column in spec.columns), "Engine" if spec.engine_rows else "Source"]
+    used_on = [aggregate for aggregates in on.values() for aggregate in aggregates]
+    notes = _notes(spec, used_on)
+    if published_results()[spec.published_table].get("protocol"):
+        notes.insert(0, f"Paper rows: {published_results()[spec.published_table]['protocol']}.")
     secondary = None
     if other_methods:
         secondary = Table(key=f"{spec.key}_other_methods", title=f"{spec.title}: other published methods",
-                          headers=headers, rows=_published_table_rows(spec, columns, published, other_methods),
+                          headers=headers, rows=_published_table_rows(spec, published, other_methods),
                           paper_rows=len(other_methods))
-    return Table(key=spec.key, title=spec.title, headers=headers, rows=rows, notes=notes, secondary=secondary,
-                 paper_rows=len(main_methods), published=published,
-                 published_table=spec.published_table)
+    tables = [Table(key=spec.key, title=spec.title, headers=headers,
+                    rows=_published_table_rows(spec, published, main_methods) + _measured_rows(spec, on, False),
+                    notes=notes, secondary=secondary, paper_rows=len(main_methods), published=published,
+                    published_table=spec.published_table)]
+    used_off = [aggregate for aggregates in off.values() for aggregate in aggregates]
+    if used_off:
+        off_headers = ["Backbone", *(column.header for column in spec.columns),
+                       *(["Engine"] if spec.engine_rows else []), "Differs from the paper's protocol"]
+        tables.append(Table(key=f"{spec.key}_off_protocol", title=f"{spec.title}: not the paper's protocol",
+                            headers=off_headers, rows=_measured_rows(spec, off, True),
+                            notes=[OFF_PROTOCOL_NOTE, *_notes(spec, used_off)]))
+    return tables
 
 
-def _other_results_table(aggregates_by_label: Mapping[str, Sequence[TaskAggregate]],
-                         specs: Sequence[TableSpec]) -> Table | None:
-    covered = set().union(*(spec.tasks for spec in specs))
+def build_task_table(spec: TableSpec, aggregates_by_label: Mapping[str, Sequence[TaskAggregate]]) -> Table:
+    """The table of a task outside the paper's tables, with a column saying whether its protocol was followed."""
+    headers = ["Backbone", *(column.header for column in spec.columns), *(["Engine"] if spec.engine_rows else []),
+               "Protocol"]
+    used = [aggregate for aggregates in aggregates_by_label.values() for aggregate in aggregates
+            if aggregate.task in spec.tasks]
+    return Table(key=spec.key, title=spec.title, headers=headers, rows=_measured_rows(spec, aggregates_by_label, True),
+                 notes=_notes(spec, used))
+
+
+def _other_results_table(aggregates_by_label: Mapping[str, Sequence[TaskAggregate]], known: set[str]) -> Table | None:
     rows = []
     for label, aggregates in aggregates_by_label.items():
         for aggregate in aggregates:
-            if aggregate.task in covered:
+            if aggregate.task in known:
                 continue
             for metric, stat in aggregate.metrics.items():
                 engine = engine_description(aggregate.engine, aggregate.results)
@@ -179,14 +195,27 @@ def _other_results_table(aggregates_by_label: Mapping[str, Sequence[TaskAggregat
                              aggregate.layer or MISSING, engine, metric, format_stat(stat)])
     if not rows:
         return None
-    return Table(key="other_results", title="Other results",
+    return Table(key="other_results", title="Results of tasks this version does not register",
                  headers=["Backbone", "Task", "Dataset/split", "Layer", "Engine", "Metric", "Value"], rows=rows)
 
 
+def _reported_metrics(spec: TaskSpec, aggregates: Sequence[TaskAggregate]) -> list[str]:
+    present = {metric for aggregate in aggregates if aggregate.task == spec.name for metric in aggregate.metrics
+               if not metric.endswith(WITHIN_RUN_STD_SUFFIX)}
+    return [metric for metric in spec.metrics if metric in present] + sorted(present - set(spec.metrics))
+
+
 def build_tables(aggregates_by_label: Mapping[str, Sequence[TaskAggregate]]) -> list[Table]:
-    """Every table of the report in order: paper-style tables, then results no table covers."""
+    """Every table of the report in order: the paper's tables that have results (each followed by its
+    off-protocol results), one table per other task that has results, then results of tasks not in the registry."""
+    tasks = all_tasks()
     everything = [aggregate for aggregates in aggregates_by_label.values() for aggregate in aggregates]
-    specs = table_specs(everything)
-    tables = [table for spec in specs if (table := build_table(spec, aggregates_by_label)) is not None]
-    other = _other_results_table(aggregates_by_label, specs)
+    ran = {aggregate.task for aggregate in everything}
+    tables = [table for spec in paper_table_specs(tasks) if spec.tasks & ran
+              for table in build_paper_table(spec, aggregates_by_label)]
+    for spec in tasks.values():
+        metrics = _reported_metrics(spec, everything)
+        if spec.paper is None and metrics:
+            tables.append(build_task_table(task_table_spec(spec, metrics), aggregates_by_label))
+    other = _other_results_table(aggregates_by_label, set(tasks))
     return tables + ([other] if other else [])

@@ -17,16 +17,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core.config import ConfigError, load_config, resolve_config_file
+from transfer.registry import all_tasks
 from transfer.report import ReportError
 from transfer.suite.config import CONFIG_DIR, SuiteConfig
-from transfer.suite.registry import SUITE_TASKS
 from transfer.suite.runner import SuiteError, run_suite
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m transfer.suite", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=f"tasks: {', '.join(SUITE_TASKS)}")
+                                     epilog=f"tasks: {', '.join(all_tasks())}")
     parser.add_argument("weights", nargs="*", help="backbone weights files (.pth), one report column each")
     parser.add_argument("--data-root", required=True, help="folder holding VOCdevkit/, coco/, places205/, ...")
     parser.add_argument("--output", required=True, help="folder for the runs, feature cache and report")
@@ -37,6 +37,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--random-init", action="store_true", default=None, help="add a random-init column")
     parser.add_argument("--engine", choices=("auto", "detectron2", "torchvision"), help="detection engine")
     parser.add_argument("--arch", help="torchvision ResNet of the weights (default resnet50)")
+    parser.add_argument("--baseline", metavar="LABEL", help="mark this backbone as a reference column (like random init)")
     parser.add_argument("--title", default="Barlow Twins transfer report")
     args, extra = parser.parse_known_args(argv)
     # key=value items may follow the weights; argparse sees them as weights.
@@ -53,7 +54,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def _flag_overrides(args: argparse.Namespace) -> list[str]:
     flags = {"tasks": args.tasks, "trials": args.trials, "random_init": args.random_init, "engine": args.engine,
-             "arch": args.arch}
+             "arch": args.arch, "baseline": args.baseline}
     return [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
 
 
@@ -71,7 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
-        config = load_config(SuiteConfig, resolve_config_file(args.config, CONFIG_DIR) if args.config else None, [*args.overrides, *_flag_overrides(args)])
+        config_file = resolve_config_file(args.config, CONFIG_DIR) if args.config else None
+        config = load_config(SuiteConfig, config_file, [*args.overrides, *_flag_overrides(args)])
         outcome = run_suite(args.weights, args.data_root, args.output, config, labels=args.labels, title=args.title)
     except (ConfigError, SuiteError, ReportError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -6,8 +6,7 @@ import dataclasses
 from typing import Literal
 
 from core.config import shipped_config_dir
-
-from transfer.suite.registry import SUITE_TASKS
+from transfer.registry import all_tasks
 
 CONFIG_DIR = shipped_config_dir(__file__)  # configs/suite in the repository
 
@@ -21,7 +20,8 @@ class SuiteConfig:
     seed: int = 0
     arch: str = "resnet50"
     random_init: bool = False  # add a randomly initialised backbone as a baseline column
-    engine: Literal["auto", "detectron2", "torchvision"] = "auto"  # auto: detectron2 when importable
+    engine: Literal["auto", "detectron2", "torchvision"] = "auto"  # detection; auto: detectron2 when importable
+    baseline: str = ""  # label of a weights file that is a reference column (the random-init column always is)
     feature_cache: str = ""  # shared feature cache; empty: OUTPUT/feature_cache
     # task -> key=value overrides of its protocol config (classification and torchvision detection)
     overrides: dict[str, list[str]] = dataclasses.field(default_factory=dict)
@@ -46,7 +46,16 @@ class SuiteConfig:
                     raise ValueError(f"{key}.{task} must be a config file path, got {value!r}")
 
 
+    def options(self, task: str, engine: str) -> tuple[list[str], str | None]:
+        """The overrides (in the engine's syntax) and the config file replacing the protocol config of ``task``."""
+        if engine == "detectron2":
+            return list(self.detectron2_overrides.get(task, [])), self.detectron2_configs.get(task)
+        config_file = self.torchvision_configs.get(task) if engine == "torchvision" else None
+        return list(self.overrides.get(task, [])), config_file
+
+
 def _check_task_names(key: str, names: list[str]) -> None:
-    unknown = sorted(set(names) - set(SUITE_TASKS))
+    known = all_tasks()
+    unknown = sorted(set(names) - set(known))
     if unknown:
-        raise ValueError(f"{key} names unknown task(s) {', '.join(map(str, unknown))}; known: {', '.join(SUITE_TASKS)}")
+        raise ValueError(f"{key} names unknown task(s) {', '.join(map(str, unknown))}; known: {', '.join(known)}")

@@ -27,14 +27,15 @@ from typing import Any
 from tqdm import tqdm
 
 from core.atomic import atomic_write_json
-from core.checkpoint import file_sha256, load_backbone_state_dict
 from core.backbone import RANDOM_INIT_LABEL
-from transfer.report import write_report
+from core.checkpoint import file_sha256, load_backbone_state_dict
 from core.results import ResultsError, TaskResult, read_result
+from transfer.detection import UnsupportedBackboneError
+from transfer.registry import (EngineUnavailableError, TaskRun, TaskSpec, UnknownTaskError, all_tasks, choose_engine,
+                               run_task)
+from transfer.report import write_report
 from transfer.suite.config import SuiteConfig
 from transfer.suite.discovery import Discovery, discover
-from transfer.suite.registry import SuiteTask, missing_data_reason, select_tasks
-from transfer.suite.task_runners import EngineSkip, detection_options, resolve_engine, run_task
 
 logger = logging.getLogger(__name__)
 RANDOM_INIT_COLUMN = "random init"
@@ -53,6 +54,7 @@ class Backbone:
     weights: str | None
     sha256: str | None
     stats: Path | None  # the pretraining stats.jsonl next to the weights, for the report's curves
+    baseline: bool = False  # a reference column (random init, or the weights named by --baseline)
 
 
 @dataclasses.dataclass
@@ -75,7 +77,7 @@ def default_labels(weights: Sequence[str]) -> list[str]:
 
 
 def prepare_backbones(weights: Sequence[str], arch: str, labels: Sequence[str] | None,
-                      random_init: bool) -> list[Backbone]:
+                      random_init: bool, baseline: str = "") -> list[Backbone]:
     """Checks every weights file is a complete ``arch`` trunk (before any work) and names the columns."""
     if not weights and not random_init:
         raise SuiteError("give at least one weights file (or --random-init for the baseline alone)")
@@ -84,6 +86,8 @@ def prepare_backbones(weights: Sequence[str], arch: str, labels: Sequence[str] |
         raise SuiteError(f"got {len(labels)} label(s) for {len(weights)} weights file(s)")
     if len(set(labels)) != len(labels) or (random_init and RANDOM_INIT_COLUMN in labels):
         raise SuiteError(f"backbone labels must be distinct (and not '{RANDOM_INIT_COLUMN}'): {labels}")
+    if baseline and baseline not in labels:
+        raise SuiteError(f"baseline {baseline!r} is not one of the backbone labels {labels}")
     backbones = []
     for label, path in zip(labels, weights):
         try:
@@ -91,9 +95,10 @@ def prepare_backbones(weights: Sequence[str], arch: str, labels: Sequence[str] |
         except Exception as error:  # CheckpointError names the file and the tensor
             raise SuiteError(f"weights {path} cannot be used as a {arch} backbone: {error}") from error
         stats = Path(path).parent / "stats.jsonl"
-        backbones.append(Backbone(label, str(path), file_sha256(path), stats if stats.is_file() else None))
+        backbones.append(Backbone(label, str(path), file_sha256(path), stats if stats.is_file() else None,
+                                  baseline=label == baseline))
     if random_init:
-        backbones.append(Backbone(RANDOM_INIT_COLUMN, None, None, None))
+        backbones.append(Backbone(RANDOM_INIT_COLUMN, None, None, None, baseline=True))
     return backbones
 
 
@@ -117,10 +122,27 @@ def _reusable(task_dir: Path, backbone: Backbone, request: dict[str, Any]) -> Ta
     return result if same_weights and previous == request else None
 
 
+def missing_data_reason(task: TaskSpec, discovery: Discovery) -> str | None:
+    """Why ``task`` cannot run on the discovered data (``None`` when it can)."""
+    absent = [layout.name for layout in task.datasets if layout.name not in discovery.found]
+    if absent:
+        return "; ".join(f"no {dataset}: {discovery.missing[dataset]}" for dataset in absent)
+    return task.check_data(discovery.found) if task.check_data else None
+
+
+def select_tasks(names: Sequence[str]) -> list[TaskSpec]:
+    """The named tasks in registry order (every default task when ``names`` is empty); unknown names raise."""
+    tasks = all_tasks()
+    unknown = sorted(set(names) - set(tasks))
+    if unknown:
+        raise SuiteError(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(tasks)}")
+    return [task for task in tasks.values() if (task.name in names if names else task.default)]
+
+
 @dataclasses.dataclass(frozen=True)
 class _Job:
     backbone: Backbone
-    task: SuiteTask
+    task: TaskSpec
     seed: int | None
     directory: Path
 
@@ -129,7 +151,7 @@ class _Job:
         return f"{self.backbone.label}/{self.task.name}" + (f"/seed{self.seed}" if self.seed is not None else "")
 
 
-def _jobs(backbones: list[Backbone], tasks: list[SuiteTask], config: SuiteConfig, runs_dir: Path) -> list[_Job]:
+def _jobs(backbones: list[Backbone], tasks: list[TaskSpec], config: SuiteConfig, runs_dir: Path) -> list[_Job]:
     jobs = []
     for backbone in backbones:
         for task in tasks:
@@ -140,10 +162,10 @@ def _jobs(backbones: list[Backbone], tasks: list[SuiteTask], config: SuiteConfig
     return jobs
 
 
-def runnable_tasks(config: SuiteConfig, discovery: Discovery) -> tuple[list[SuiteTask], dict[str, str]]:
-    """The selected tasks that have their data, and the reason for each one left out."""
+def runnable_tasks(tasks: Sequence[TaskSpec], discovery: Discovery) -> tuple[list[TaskSpec], dict[str, str]]:
+    """The tasks that have their data, and the reason for each one left out."""
     runnable, skipped = [], {}
-    for task in select_tasks(config.tasks):
+    for task in tasks:
         reason = missing_data_reason(task, discovery)
         if reason is None:
             runnable.append(task)
@@ -159,40 +181,56 @@ def run_suite(weights: Sequence[str], data_root: str | Path, output_dir: str | P
     data_root, output_dir = Path(data_root), Path(output_dir)
     if not data_root.is_dir():
         raise SuiteError(f"data root not found: {data_root}")
-    backbones = prepare_backbones(weights, config.arch, labels, config.random_init)
-    discovery = discover(data_root)
-    tasks, skipped = runnable_tasks(config, discovery)
+    backbones = prepare_backbones(weights, config.arch, labels, config.random_init, config.baseline)
+    selected = select_tasks(config.tasks)
+    discovery = discover(data_root, [layout for task in selected for layout in task.datasets])
+    tasks, skipped = runnable_tasks(selected, discovery)
     if not tasks:
         reasons = "\n  ".join(f"{name}: {reason}" for name, reason in skipped.items())
         raise SuiteError(f"no selected task has its data under {data_root}:\n  {reasons}")
-    engine = resolve_engine(config.engine) if any(task.kind == "detection" for task in tasks) else None
+    engines = task_engines(tasks, config.engine, skipped)
+    tasks = [task for task in tasks if task.name in engines]
     cache_dir = Path(config.feature_cache) if config.feature_cache else output_dir / "feature_cache"
     outcome = SuiteOutcome(runs={backbone.label: [] for backbone in backbones}, ran=[], reused=[], skipped=skipped,
                            failures={}, report={})
     jobs = _jobs(backbones, tasks, config, output_dir / "runs")
     for job in tqdm(jobs, desc="transfer suite", unit="task", disable=not progress):
-        _run_job(job, discovery, config, engine, cache_dir, outcome)
-        _write_state(output_dir, data_root, engine, outcome)
+        _run_job(job, discovery, config, engines[job.task.name], cache_dir, outcome)
+        _write_state(output_dir, data_root, engines, outcome)
     outcome.report = write_report(
         outcome.runs, output_dir,
         pretrain_stats={backbone.label: backbone.stats for backbone in backbones if backbone.stats},
         skipped={**outcome.skipped, **{name: f"failed: {error}" for name, error in outcome.failures.items()}},
         title=title)
-    _write_state(output_dir, data_root, engine, outcome)
+    _write_state(output_dir, data_root, engines, outcome)
     return outcome
 
 
-def _request(job: _Job, config: SuiteConfig, engine: str | None) -> dict[str, Any]:
-    """What a finished run must match to be reused: task, seed, arch, and the options it ran with."""
-    request: dict[str, Any] = {"task": job.task.name, "seed": job.seed, "arch": config.arch, "engine": None,
-                               "overrides": config.overrides.get(job.task.name, []), "config_file": None}
-    if job.task.kind == "detection":
-        request["engine"] = engine
-        request["overrides"], request["config_file"] = detection_options(job.task.name, config, engine or "torchvision")
-    return request
+def task_engines(tasks: Sequence[TaskSpec], requested: str, skipped: dict[str, str]) -> dict[str, str]:
+    """The engine of each task: ``requested`` where the task has it (``auto``: its first available engine);
+    a task whose engine cannot run here is skipped with the reason. A bad engine name raises ``SuiteError``."""
+    engines = {}
+    for task in tasks:
+        wanted = requested if requested in task.runners else "auto"
+        try:
+            engines[task.name] = choose_engine(task, wanted)
+        except EngineUnavailableError as error:
+            if requested != "auto":
+                raise SuiteError(str(error)) from None
+            skipped[task.name] = str(error)
+        except UnknownTaskError as error:
+            raise SuiteError(str(error)) from None
+    return engines
 
 
-def _run_job(job: _Job, discovery: Discovery, config: SuiteConfig, engine: str | None, cache_dir: Path,
+def _request(job: _Job, config: SuiteConfig, engine: str) -> dict[str, Any]:
+    """What a finished run must match to be reused: task, seed, arch, engine, and the options it ran with."""
+    overrides, config_file = config.options(job.task.name, engine)
+    return {"task": job.task.name, "seed": job.seed, "arch": config.arch, "engine": engine, "overrides": overrides,
+            "config_file": config_file, "baseline": job.backbone.baseline}
+
+
+def _run_job(job: _Job, discovery: Discovery, config: SuiteConfig, engine: str, cache_dir: Path,
              outcome: SuiteOutcome) -> None:
     request = _request(job, config, engine)
     previous = _reusable(job.directory, job.backbone, request)
@@ -203,11 +241,13 @@ def _run_job(job: _Job, discovery: Discovery, config: SuiteConfig, engine: str |
     job.directory.mkdir(parents=True, exist_ok=True)
     (job.directory / REQUEST_FILE).unlink(missing_ok=True)
     started = time.time()
+    run = TaskRun(weights=job.backbone.weights, data_root=job.task.root(discovery.found), output_dir=job.directory,
+                  arch=config.arch, seed=job.seed, cache_dir=cache_dir, overrides=tuple(request["overrides"]),
+                  config_file=request["config_file"], baseline=job.backbone.baseline)
     try:
-        result = run_task(job.task, job.backbone.weights, job.task.data_root(discovery), job.directory, config,
-                          engine, cache_dir, job.seed)
-    except EngineSkip as reason:
-        outcome.skipped.setdefault(job.task.name, str(reason))
+        result = run_task(job.task, run, engine)
+    except UnsupportedBackboneError as reason:
+        outcome.skipped.setdefault(job.task.name, f"{engine} engine: {reason}")
         return
     except KeyboardInterrupt:
         raise
@@ -222,8 +262,8 @@ def _run_job(job: _Job, discovery: Discovery, config: SuiteConfig, engine: str |
     logger.info("%s done in %.0f s: %s", job.name, time.time() - started, result.metrics)
 
 
-def _write_state(output_dir: Path, data_root: Path, engine: str | None, outcome: SuiteOutcome) -> None:
+def _write_state(output_dir: Path, data_root: Path, engines: dict[str, str], outcome: SuiteOutcome) -> None:
     atomic_write_json(output_dir / "suite.json", {
-        "data_root": str(data_root), "detection_engine": engine, "ran": outcome.ran, "reused": outcome.reused,
+        "data_root": str(data_root), "engines": engines, "ran": outcome.ran, "reused": outcome.reused,
         "skipped": outcome.skipped, "failures": outcome.failures,
         "report": {name: str(path) for name, path in outcome.report.items()}})

@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from torch.utils.data import DataLoader
+from torchvision.transforms import PILToTensor
 
-from transfer.classification.datasets import (DATASETS, VOC_CLASSES, DatasetError, build_dataset, subset_by_file_names,
-                               voc_image_labels)
+from transfer.classification.datasets import (DATASETS, VOC_CLASSES, DatasetError, ItemsWithPath, UnreadableImageError,
+                                              build_dataset, subset_by_file_names, voc_image_labels)
 
 
 def write_voc(root: Path, objects_per_image: dict[str, list[tuple[str, int]]], split: str = "trainval") -> Path:
@@ -79,6 +81,21 @@ def test_unreadable_image_error_or_skip(tmp_path):
         build_dataset("voc2007", voc, "trainval")[1]
     _, _, ok = build_dataset("voc2007", voc, "trainval", skip_unreadable=True)[1]
     assert not ok
+
+
+def test_unreadable_image_met_in_a_loader_worker_is_one_line(tmp_path):
+    voc = write_voc(tmp_path, {"000001": [("dog", 0)], "000002": [("cat", 0)]})
+    (voc / "JPEGImages" / "000002.jpg").write_bytes(b"not a jpeg")
+    loader = DataLoader(build_dataset("voc2007", voc, "trainval", transform=PILToTensor()), num_workers=1)
+    with pytest.raises(UnreadableImageError) as raised:
+        list(loader)
+    message = str(raised.value)
+    assert "\n" not in message and "worker" not in message
+    assert message.startswith(f"voc2007/trainval: cannot read image {voc / 'JPEGImages' / '000002.jpg'} (")
+    assert message.endswith("set features.skip_unreadable=true to skip unreadable images")
+    items = ItemsWithPath(build_dataset("voc2007", voc, "trainval", skip_unreadable=True))
+    assert [(ok, path) for _, _, ok, path in items] == [(True, str(voc / "JPEGImages" / "000001.jpg")),
+                                                      (False, str(voc / "JPEGImages" / "000002.jpg"))]
 
 
 def test_places205_list_file_layout(tmp_path):

@@ -42,3 +42,37 @@ def test_weights_and_random_init_together_is_an_error(tmp_path, capsys):
 def test_malformed_override_names_the_key(tmp_path, capsys):
     code = main(["knn", "--random-init", "--data-root", str(tmp_path), "--output", str(tmp_path / "out"), "k=twenty"])
     assert code == 2 and "'k'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task, override, key", [
+    ("knn", "features.batch_size=-4", "features.batch_size"),  # was: 'need at least one array to concatenate'
+    ("knn", "features.num_workers=-1", "features.num_workers"),
+    ("knn", "features.chunk_batches=0", "features.chunk_batches"),
+    ("knn", "features.image_size=16", "features.image_size"),
+    ("knn", "features.layer=res3", "features.layer"),
+    ("knn", "features.dtype=float64", "features.dtype"),
+    ("knn", "k=0", "k"),
+    ("knn", "temperature=0", "temperature"),
+    ("voc07_svm", "costs=[]", "costs"),
+    ("voc07_svm", "costs=[1.0,-0.5]", "costs"),
+    ("voc07_svm", "folds=1", "folds"),
+    ("coco14_svm", "n_jobs=0", "n_jobs"),
+    ("voc07_lowshot_svm", "k_values=[0,1]", "k_values"),
+    ("voc07_lowshot_svm", "num_draws=0", "num_draws"),
+    ("places205_linear", "epochs=0", "epochs"),
+    ("places205_linear", "batch_size=1", "batch_size"),
+    ("places205_linear", "lr=0", "lr"),
+    ("places205_linear", "momentum=1.5", "momentum"),
+    ("places205_linear", "weight_decay=-1e-4", "weight_decay"),
+    ("places205_linear", "gamma=0", "gamma"),
+    ("places205_linear", "milestones=[8,4]", "milestones"),
+    ("places205_linear", "image_size=16", "image_size"),
+    ("places205_linear", "test_transform=ten_crop", "test_transform"),
+    ("imagenet_linear", "momentum=0", "momentum"),  # official protocol: nesterov=false, so only with nesterov
+])
+def test_out_of_range_values_name_their_key_in_one_line(task, override, key, tmp_path, capsys):
+    overrides = [override, "nesterov=true"] if task == "imagenet_linear" else [override]
+    code = main([task, "--random-init", "--data-root", str(tmp_path), "--output", str(tmp_path / "out"), *overrides])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and len(error.splitlines()) == 1
+    assert f"config key '{key}' has value" in error, error

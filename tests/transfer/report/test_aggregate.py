@@ -1,5 +1,6 @@
 """Grouping of trials and their mean / sample std / count."""
 
+import dataclasses
 import math
 
 import pytest
@@ -42,10 +43,20 @@ def test_engines_are_separate_evaluations(sample_runs):
         ("detectron2", 51.0, 2), ("torchvision", 40.0, 1)]
 
 
-def test_protocol_keeps_known_config_keys(sample_runs):
+def test_runs_with_other_protocol_values_are_not_trials_of_one_evaluation(sample_runs):
+    places = [result for result in sample_runs["resnet50.pth (ours)"] if result.task == "places205_linear"]
+    one_process = dataclasses.replace(places[0], protocol={**places[0].protocol, "processes": 1}, seed=9)
+    aggregates = [a for a in aggregate_results("x", [*places, one_process]) if a.task == "places205_linear"]
+    assert sorted(len(aggregate.results) for aggregate in aggregates) == [1, 3]
+    assert {aggregate.protocol_facts["processes"] for aggregate in aggregates} == {1, 8}
+
+
+def test_gap_names_what_differs_from_the_task_protocol(sample_runs):
     aggregates = {a.task: a for a in aggregate_results("x", sample_runs["resnet50.pth (ours)"])}
-    assert aggregates["voc0712_detection"].protocol() == {"solver.max_iter": 20}
-    assert aggregates["voc07_svm"].protocol() == {"image_size": 64}
+    assert aggregates["voc07_svm"].gap == ""
+    assert aggregates["coco_instance_segmentation"].gap == ("model Mask R-CNN R50-FPN (protocol Mask R-CNN R50-C4), "
+                                                            "total batch 2 (16)")
+    assert aggregates["mystery_task"].gap is None  # not a registered task
 
 
 def test_bad_inputs_are_rejected():

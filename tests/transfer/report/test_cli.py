@@ -12,19 +12,25 @@ from core.results import TaskResult, write_result
 REPO = Path(__file__).resolve().parents[3]
 
 
-def write_results_dir(root, voc_map, places_top1s):
+# The paper's values (App. C.1 as VISSL runs it), so that these results count as protocol-true.
+SVM = {"arch": "resnet50", "feature_layer": "res5_vissl8k", "feature_dim": 8192, "image_size": 224}
+LINEAR = {**SVM, "mode": "images", "total_batch": 256, "base_lr": 0.01, "epochs": 14}
+
+
+def write_results_dir(root, voc_map, places_top1s, baseline=False):
     write_result(TaskResult(task="voc07_svm", dataset="voc2007", split="test", weights="w.pth",
-                            metrics={"mAP": voc_map}, seed=0), root / "voc07_svm" / "results.json")
+                            metrics={"mAP": voc_map}, seed=0, protocol=SVM, baseline=baseline),
+                 root / "voc07_svm" / "results.json")
     for seed, top1 in enumerate(places_top1s):
         write_result(TaskResult(task="places205_linear", dataset="places205", split="val", weights="w.pth",
-                                metrics={"top1": top1}, seed=seed),
+                                metrics={"top1": top1}, seed=seed, protocol=LINEAR, baseline=baseline),
                      root / "places205_linear" / f"seed{seed}" / "results.json")
     return root
 
 
 def test_one_column_per_directory(tmp_path, capsys):
     ours = write_results_dir(tmp_path / "ours", 70.0, [40.0, 42.0])
-    baseline = write_results_dir(tmp_path / "scratch", 20.0, [5.0])
+    baseline = write_results_dir(tmp_path / "scratch", 20.0, [5.0], baseline=True)
     code = main([str(ours), str(baseline), "--output", str(tmp_path / "report"), "--labels", "BT demo", "random init"])
     assert code == 0
     markdown = (tmp_path / "report" / "report.md").read_text()
@@ -34,6 +40,8 @@ def test_one_column_per_directory(tmp_path, capsys):
     assert "report.html" in capsys.readouterr().out
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert list(summary["backbones"]) == ["BT demo", "random init"]
+    # The baseline is the column whose results say so, whatever its label.
+    assert {entry["baseline"] for entry in summary["random_init_comparison"]} == {"random init"}
 
 
 def test_default_labels_are_directory_names(tmp_path):

@@ -67,8 +67,8 @@ def test_classification_table_like_paper_table_3(report):
     # Places205: trials 57, 50, 52 -> mean 53.0, sample std sqrt(26 / 2) = 3.61; iNat18 not run.
     assert f"| {OURS} | 53.0 ± 3.61 (n=3) | 80.0 | — | measured |" in markdown
     assert f"| {RANDOM} | 10.0 | 30.0 | — | measured |" in markdown
-    assert "protocol: epochs=2, image_size=64" in markdown
-    assert "Places365" not in markdown  # optional column, nobody ran it
+    assert "protocol values: arch=resnet50, mode=images, feature_layer=res5_vissl8k" in markdown
+    assert "Places365" not in markdown  # no paper column, and nobody ran it
 
 
 def test_detection_table_like_paper_table_4_with_engine_rows(report):
@@ -82,18 +82,25 @@ def test_detection_table_like_paper_table_4_with_engine_rows(report):
     assert "| Barlow Twins | 56.8 | 82.6 | 63.4 | 39.2 |" in markdown
     ours = markdown_row(markdown, OURS)
     assert f"| {OURS} | 50.5 | 78.0 | 55.2 | — | — | — | — | — | — | detectron2 R50-C4 |" in ours
-    assert (f"| {OURS} | — | — | — | 30.0 | 50.0 | 31.0 | 27.0 | 45.0 | 28.0 | torchvision R50-FPN "
-            "(not directly comparable with the paper's C4 numbers) |") in ours
-    assert f"| {RANDOM} | — | — | — | — | — | — | — | — | — | — |" in markdown
+    # The torchvision result (R50-FPN, total batch 2 in one process) is not beside the paper's: it is in the
+    # off-protocol table, whose last column names each differing value.
+    paper_table, off_table = markdown.split("## Transfer: detection and instance segmentation", 2)[1:]
+    assert "30.0" not in paper_table.split("##")[0]
+    assert ("| Backbone | VOC07+12 AP | VOC07+12 AP50 | VOC07+12 AP75 | COCO box AP | COCO box AP50 | COCO box AP75 "
+            "| COCO mask AP | COCO mask AP50 | COCO mask AP75 | Engine | Differs from the paper's protocol |") in off_table
+    assert (f"| {OURS} | — | — | — | 30.0 | 50.0 | 31.0 | 27.0 | 45.0 | 28.0 | torchvision R50-FPN | "
+            "model Mask R-CNN R50-FPN (protocol Mask R-CNN R50-C4), total batch 2 (16) |") in off_table
+    assert RANDOM not in paper_table.split("##")[0]
 
 
 def test_other_tables_when_present(report):
     markdown = report["markdown"].read_text()
     assert "| Barlow Twins | 73.2 | 91.0 | paper |" in markdown  # ImageNet linear, paper Table 1
     assert f"| {OURS} | 60.0 | 85.0 | measured |" in markdown
-    assert "| Method | kNN top-1 (imagenet) | Source |" in markdown
-    assert f"| {RANDOM} | 20.0 | measured |" in markdown
-    assert f"| {OURS} | 20.0 ± 1.50 | 40.0 ± 2.25 | measured |" in markdown  # low-shot k=1, k=8
+    assert "| Backbone | top1 | Protocol |" in markdown  # kNN: a task outside the paper's tables
+    assert f"| {RANDOM} | 20.0 | as specified |" in markdown
+    # low-shot k=1, k=8 (no protocol values recorded: not the protocol)
+    assert f"| {OURS} | 20.0 ± 1.50 | 40.0 ± 2.25 | backbone not recorded (protocol resnet50)," in markdown
     assert "semi-supervised" not in markdown  # nobody ran it
     assert f"| {OURS} | mystery_task | toyset/val | — | — | score | 0.5 |" in markdown
     assert "SimCLR" in markdown.split("<details>", 1)[1]  # other published methods in the secondary table
@@ -162,8 +169,11 @@ def test_same_inputs_give_the_same_report(sample_runs, tmp_path):
 def test_trials_of_a_detection_task_and_a_missing_random_init(tmp_path):
     from core.results import TaskResult
 
+    protocol = {"arch": "resnet50", "model": "Faster R-CNN R50-C4", "norm": "SyncBN", "total_batch": 16,
+                "iterations": 24000, "base_lr": 0.1}
     runs = {"ours": [TaskResult(task="voc0712_detection", dataset="voc2007", split="test", weights="w",
-                                engine="torchvision", metrics={"AP": ap, "AP50": 80.0, "AP75": 60.0}, seed=seed)
+                                engine="detectron2", metrics={"AP": ap, "AP50": 80.0, "AP75": 60.0}, seed=seed,
+                                protocol=protocol)
                      for seed, ap in enumerate((50.0, 51.0, 55.0))]}
     markdown = write_report(runs, tmp_path)["markdown"].read_text()
     # AP: mean 52.0, sample std sqrt((4 + 1 + 9) / 2) = sqrt(7) = 2.65.
@@ -181,16 +191,22 @@ def test_bad_pretrain_stats_and_labels(sample_runs, tmp_path):
 def test_optional_columns_and_semi_supervised_table(tmp_path):
     from core.results import TaskResult
 
-    def result(task, dataset, metrics):
-        return TaskResult(task=task, dataset=dataset, split="val", weights="w", metrics=metrics, seed=0)
+    semi_supervised = {"arch": "resnet50", "mode": "images", "image_size": 224, "epochs": 20, "total_batch": 256,
+                       "base_lr": 0.5, "backbone_lr": 0.002, "lr_schedule": "multistep [12, 16] x0.2"}
 
-    runs = {"ours": [result("places365_linear", "places365", {"top1": 44.4, "top5": 70.0}),
-                     result("imagenet_semisup_1pct", "imagenet", {"top1": 12.5, "top5": 30.0}),
-                     result("imagenet_semisup_10pct", "imagenet", {"top1": 22.5, "top5": 45.0})]}
+    def result(task, dataset, metrics, protocol):
+        return TaskResult(task=task, dataset=dataset, split="val", weights="w", metrics=metrics, seed=0,
+                          protocol=protocol)
+
+    runs = {"ours": [result("places365_linear", "places365", {"top1": 44.4, "top5": 70.0}, {}),
+                     result("imagenet_semisup_1pct", "imagenet", {"top1": 12.5, "top5": 30.0},
+                            {**semi_supervised, "train_subset": "1percent.txt"}),
+                     result("imagenet_semisup_10pct", "imagenet", {"top1": 22.5, "top5": 45.0},
+                            {**semi_supervised, "train_subset": "10percent.txt"})]}
     markdown = write_report(runs, tmp_path)["markdown"].read_text()
-    assert "| Method | Places205 top-1 | VOC07 SVM mAP | iNat18 top-1 | Places365 top-1 | Source |" in markdown
-    assert "| Barlow Twins | 54.1 | 86.2 | 46.5 | — | paper |" in markdown  # the paper has no Places365
-    assert "| ours | — | — | — | 44.4 | measured |" in markdown
+    assert "Places205 top-1" not in markdown  # Places365 is not in the paper: it has its own table
+    assert "## places365_linear: " in markdown
+    assert "| Backbone | top1 | top5 | Protocol |" in markdown and "| ours | 44.4 | 70.0 |" in markdown
     paper = published("imagenet_semi_supervised", "Barlow Twins")
     assert "| Method | 1% top-1 | 10% top-1 | 1% top-5 | 10% top-5 | Source |" in markdown
     assert (f"| Barlow Twins | {paper['top1@1%']:.1f} | {paper['top1@10%']:.1f} | {paper['top5@1%']:.1f} | "

@@ -6,7 +6,7 @@ import pytest
 
 from core.config import ConfigError, load_config
 from transfer.suite.config import SuiteConfig
-from transfer.suite.registry import SUITE_TASKS
+from transfer.registry import all_tasks
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[3]
 def test_demo_config_loads_and_names_only_known_tasks():
     config = load_config(SuiteConfig, REPO / "configs" / "suite" / "demo.yaml")
     assert config.arch == "resnet18" and config.random_init
-    assert set(config.tasks) <= set(SUITE_TASKS)
+    assert set(config.tasks) <= set(all_tasks())
     for path in [*config.torchvision_configs.values(), *config.detectron2_configs.values()]:
         assert (REPO / path).is_file(), path
 

@@ -16,7 +16,7 @@ from transfer.suite import runner as runner_module
 from transfer.suite.__main__ import main as suite_main
 
 REPO = Path(__file__).resolve().parents[3]
-FEATURES = ["features.image_size=64", "features.batch_size=20", "features.num_workers=0"]
+FEATURES = ["features.layer=res5", "features.image_size=64", "features.batch_size=20", "features.num_workers=0"]
 SMALL = [
     "arch=resnet18", "random_init=true", "engine=torchvision",
     "tasks=[voc07_svm, knn, places205_linear, voc0712_detection]",
@@ -41,17 +41,18 @@ class Recorder:
         self.calls: list[tuple[str, str | None, int | None]] = []
         self.fail = fail
 
-    def __call__(self, task, weights, data_root, output_dir, config, engine, cache_dir, seed):
-        self.calls.append((task.name, weights, seed))
+    def __call__(self, task, run, engine):
+        self.calls.append((task.name, run.weights, run.seed))
         if task.name == self.fail:
             raise RuntimeError("simulated crash")
         from core.checkpoint import file_sha256
         from core.results import write_result
 
+        weights = run.weights
         result = TaskResult(task=task.name, dataset="voc2007", split="test", weights=weights or "random-init",
                             weights_sha256=file_sha256(weights) if weights else None, metrics=METRICS[task.name],
-                            seed=seed, engine=engine if task.kind == "detection" else None)
-        write_result(result, Path(output_dir) / "results.json")
+                            seed=run.seed, engine=engine, baseline=run.baseline)
+        write_result(result, Path(run.output_dir) / "results.json")
         return result
 
 
@@ -73,7 +74,12 @@ def test_every_task_runs_for_both_columns(finished):
     detection = next(result for result in outcome.runs["resnet18"] if result.task == "voc0712_detection")
     assert detection.engine == "torchvision" and set(detection.metrics) >= {"AP", "AP50", "AP75"}
     state = json.loads((output / "suite.json").read_text())
-    assert state["detection_engine"] == "torchvision" and len(state["ran"]) == 8
+    assert state["engines"]["voc0712_detection"] == "torchvision" and len(state["ran"]) == 8
+    assert all(result.baseline for result in outcome.runs["random init"])
+    assert not any(result.baseline for result in outcome.runs["resnet18"])
+    assert detection.protocol == {"arch": "resnet18", "engine": "torchvision", "processes": 1,
+                                  "model": "Faster R-CNN R18-FPN", "norm": "BN", "total_batch": 2, "iterations": 2,
+                                  "base_lr": 0.005}
 
 
 def test_report_files_hold_the_paper_tables(finished):
@@ -81,6 +87,19 @@ def test_report_files_hold_the_paper_tables(finished):
     markdown = (output / "report.md").read_text()
     for heading in ("VOC07", "Places", "random init", "resnet18", "torchvision"):
         assert heading in markdown, heading
+    # A real one-process detection run (torchvision instant config, total batch 2) is off-protocol: it never
+    # fills the Table 4 columns, and its row names the values that differ.
+    sections = markdown.split("\n## ")
+    table4 = next(section for section in sections if section.startswith("Transfer: detection and instance "
+                                                                         "segmentation (fine-tuned; paper Table 4)\n"))
+    assert "resnet18" not in table4 and "random init" not in table4
+    off = next(section for section in sections if section.startswith("Transfer: detection and instance "
+                                                                      "segmentation (fine-tuned; paper Table 4): "
+                                                                      "not the paper's protocol"))
+    row = next(line for line in off.splitlines() if line.startswith("| resnet18 |"))
+    assert row.endswith("| torchvision R18-FPN | backbone resnet18 (protocol resnet50), model Faster R-CNN R18-FPN "
+                        "(Faster R-CNN R50-C4), total batch 2 (16), iterations 2 (24000), learning rate 0.005 (0.1), "
+                        "normalisation BN (SyncBN) |")
     html = (output / "report.html").read_text()
     assert "<table" in html and "data:image/png;base64," in html
     summary = json.loads((output / "summary.json").read_text())

@@ -27,6 +27,7 @@ import torch
 from core.atomic import atomic_write
 from core.backbone import require_imagenet_stem
 from core.checkpoint import load_backbone_state_dict
+from transfer.detection.engines import detectron2_available
 
 AUTHOR = "barlowtwins-pipeline"
 NORM_TENSORS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
@@ -174,11 +175,6 @@ def convert_state_dict(state: Mapping[str, torch.Tensor], arch: str = "resnet50"
     model = {detectron2_name(name): _to_numpy(tensor) for name, tensor in state.items()}
     verify_detectron2_resnet(model, arch)
     return model
-
-
-def detectron2_available() -> bool:
-    """Whether detectron2 can be imported (it is an optional, source-built dependency)."""
-    return importlib.util.find_spec("detectron2") is not None
 
 
 def write_detectron2_pickle(model: Mapping[str, np.ndarray], path: str | Path) -> None:

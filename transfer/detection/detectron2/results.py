@@ -108,9 +108,22 @@ def loss_curve(output_dir: str | Path) -> list[list[float]]:
     return curve
 
 
+def protocol_facts(config: Mapping[str, Any], processes: int, arch: str) -> dict[str, Any]:
+    """The values a run trained with (``transfer.protocol``), from its config as run: detectron2 has already
+    rescaled batch, learning rate and iterations from ``SOLVER.REFERENCE_WORLD_SIZE`` to ``processes``."""
+    model, solver = config.get("MODEL", {}), config.get("SOLVER", {})
+    detector = "Mask R-CNN" if model.get("MASK_ON") else "Faster R-CNN"
+    neck = "FPN" if "fpn" in str(model.get("BACKBONE", {}).get("NAME", "")).lower() else "C4"
+    depth = model.get("RESNETS", {}).get("DEPTH", 50)
+    return {"arch": arch, "engine": ENGINE, "processes": processes, "model": f"{detector} R{depth}-{neck}",
+            "norm": model.get("RESNETS", {}).get("NORM"), "total_batch": solver.get("IMS_PER_BATCH"),
+            "iterations": solver.get("MAX_ITER"), "base_lr": solver.get("BASE_LR")}
+
+
 def build_task_result(*, evaluator_type: str, mask_on: bool, dataset_name: str, split: str | None,
                       weights: str, results: Mapping[str, Mapping[str, float]], config: dict[str, Any],
-                      seed: int | None, wall_time_s: float, output_dir: str | Path) -> TaskResult:
+                      seed: int | None, wall_time_s: float, output_dir: str | Path, processes: int = 1,
+                      arch: str = "resnet50", baseline: bool = False) -> TaskResult:
     """The ``TaskResult`` of one detectron2 evaluation of ``dataset_name``."""
     task = task_name(evaluator_type, mask_on)
     metrics, per_class = metrics_and_per_class(task, results)
@@ -119,4 +132,5 @@ def build_task_result(*, evaluator_type: str, mask_on: bool, dataset_name: str, 
     curve = loss_curve(output_dir)
     return TaskResult(task=task, dataset=dataset, split=split, weights=weights, weights_sha256=weights_sha256,
                       engine=ENGINE, metrics=metrics, per_class=per_class,
-                      curves={"loss": curve} if curve else {}, config=config, seed=seed, wall_time_s=wall_time_s)
+                      curves={"loss": curve} if curve else {}, config=config, seed=seed, wall_time_s=wall_time_s,
+                      protocol=protocol_facts(config, processes, arch), baseline=baseline)

@@ -170,7 +170,8 @@ def config_as_dict(cfg: CfgNode) -> dict[str, Any]:
     return yaml.safe_load(cfg.dump())
 
 
-def task_result(cfg: CfgNode, results: dict | None, started: float, weights: str | None = None) -> TaskResult | None:
+def task_result(cfg: CfgNode, results: dict | None, started: float, weights: str | None = None,
+                arch: str = "resnet50", baseline: bool = False) -> TaskResult | None:
     """The results of ``DATASETS.TEST[0]`` (main process only; ``None`` elsewhere or without results).
 
     ``weights`` is recorded instead of ``MODEL.WEIGHTS`` (e.g. the file that was converted into it).
@@ -185,7 +186,8 @@ def task_result(cfg: CfgNode, results: dict | None, started: float, weights: str
         evaluator_type=metadata.get("evaluator_type"), mask_on=cfg.MODEL.MASK_ON,
         dataset_name=metadata.get("results_name", dataset_name), split=metadata.get("split", None),
         weights=weights or cfg.MODEL.WEIGHTS or RANDOM_INIT, results=dataset_results, config=config_as_dict(cfg),
-        seed=cfg.SEED if cfg.SEED >= 0 else None, wall_time_s=time.time() - started, output_dir=cfg.OUTPUT_DIR)
+        seed=cfg.SEED if cfg.SEED >= 0 else None, wall_time_s=time.time() - started, output_dir=cfg.OUTPUT_DIR,
+        processes=comm.get_world_size(), arch=arch, baseline=baseline or not (weights or cfg.MODEL.WEIGHTS))
 
 
 def execute(cfg: CfgNode, args: argparse.Namespace) -> tuple[CfgNode, dict | None]:
@@ -216,7 +218,7 @@ def main(args: argparse.Namespace) -> dict | None:
 
 def run_detection(task: str, weights: str | None, data_root: str, output_dir: str, random_init: bool = False,
                   overrides: Sequence[str] = (), seed: int = 0, config_file: str | None = None,
-                  arch: str = "resnet50") -> TaskResult:
+                  arch: str = "resnet50", baseline: bool = False) -> TaskResult:
     """Fine-tunes ``weights`` (a torchvision ``arch`` in any format ``convert_checkpoint`` reads) on ``task``
     in this process and returns its result, also written to ``output_dir/results.json``.
 
@@ -256,7 +258,8 @@ def run_detection(task: str, weights: str | None, data_root: str, output_dir: st
     if cfg.MODEL.MASK_ON != spec.mask_on or len(cfg.DATASETS.TEST) != 1:
         raise SetupError(f"{task} needs MODEL.MASK_ON {spec.mask_on} and one test dataset; the overrides changed them")
     cfg, results = execute(cfg, args)
-    result = task_result(cfg, results, started, weights=RANDOM_INIT if random_init else str(weights))
+    result = task_result(cfg, results, started, weights=RANDOM_INIT if random_init else str(weights), arch=arch,
+                         baseline=baseline or random_init)
     if result is None or result.task != task:
         raise RuntimeError(f"detectron2 produced no {task} results (got {result and result.task})")
     write_result(result, output / "results.json")

@@ -11,6 +11,7 @@ from typing import Sequence
 
 from core.checkpoint import CheckpointError
 from core.config import ConfigError, resolve_config_file
+from core.resume import ResumeError
 from transfer.detection.torchvision.config import load_detection_config
 from transfer.detection.torchvision.datasets import DatasetError
 from transfer.detection.torchvision.tasks import CONFIG_DIR, TASKS
@@ -61,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_detection_config(config_path, [*overrides, *args.overrides])
         result = train_and_evaluate(config, resume=args.resume, eval_only=args.eval_only)
-    except (ConfigError, DatasetError, CheckpointError, ResultsError) as error:
+    except (ConfigError, DatasetError, CheckpointError, ResultsError, ResumeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if result is not None:

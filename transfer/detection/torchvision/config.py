@@ -99,6 +99,7 @@ class DetectionConfig:
     output_dir: str = "output/torchvision_detection"
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    baseline: bool = False  # a reference column of the report (random init is one anyway)
 
 
 def load_detection_config(path: str | Path | None, overrides: Sequence[str] = ()) -> DetectionConfig:

@@ -18,17 +18,8 @@ import torch
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
+from transfer.catalog import VOC_CLASSES, DatasetError
 from transfer.detection.torchvision.config import DataConfig
-
-VOC_CLASSES = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
-    "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
-)
-
-
-class DatasetError(ValueError):
-    """A dataset path, split file or annotation is missing or malformed."""
-
 
 @dataclass
 class GroundTruth:

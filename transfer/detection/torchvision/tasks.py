@@ -7,7 +7,6 @@ output directory.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Sequence
@@ -28,26 +27,9 @@ TASKS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-class EngineUnavailableError(RuntimeError):
-    """The requested detection engine cannot run here (detectron2 not installed)."""
-
-
-def detectron2_available() -> bool:
-    """Whether ``import detectron2`` would succeed."""
-    return importlib.util.find_spec("detectron2") is not None
-
-
-def require_detectron2() -> None:
-    """Raises ``EngineUnavailableError`` with the way out when detectron2 is missing."""
-    if not detectron2_available():
-        raise EngineUnavailableError(
-            "the detectron2 engine needs detectron2, which is not installed (it is not on PyPI: build it "
-            "from source, see docs/detectron2.md); use --engine torchvision (engine='torchvision') instead")
-
-
-def run_detection(task: str, weights: str | None, data_root: str, output_dir: str, engine: str = "torchvision",
-                  random_init: bool = False, overrides: Sequence[str] = (), seed: int = 0,
-                  config_file: str | None = None, arch: str | None = None) -> TaskResult:
+def run_detection(task: str, weights: str | None, data_root: str, output_dir: str, random_init: bool = False,
+                  overrides: Sequence[str] = (), seed: int = 0, config_file: str | None = None,
+                  arch: str | None = None, baseline: bool = False) -> TaskResult:
     """Fine-tunes ``weights`` on ``task`` and returns (and writes ``output_dir/results.json``) its result.
 
     ``overrides`` are config overrides applied last: ``key=value`` for torchvision (e.g.
@@ -58,18 +40,10 @@ def run_detection(task: str, weights: str | None, data_root: str, output_dir: st
     """
     if task not in TASKS:
         raise ValueError(f"unknown detection task '{task}'; known: {', '.join(TASKS)}")
-    if engine == "detectron2":
-        require_detectron2()
-        from transfer.detection.detectron2.train_net import run_detection as run_with_detectron2
-
-        return run_with_detectron2(task, weights, data_root, output_dir, random_init=random_init,
-                                   overrides=overrides, seed=seed, config_file=config_file, arch=arch or "resnet50")
-    if engine != "torchvision":
-        raise ValueError(f"unknown detection engine '{engine}'; choose detectron2 or torchvision")
     config_name, task_overrides = TASKS[task]
     config = load_detection_config(resolve_config_file(config_file, CONFIG_DIR) if config_file is not None else CONFIG_DIR / config_name, [
         *task_overrides, f"data.root={json.dumps(str(data_root))}", f"output_dir={json.dumps(str(output_dir))}",
-        f"seed={seed}", f"model.random_init={str(random_init).lower()}",
+        f"seed={seed}", f"model.random_init={str(random_init).lower()}", f"baseline={str(baseline).lower()}",
         *([f"model.weights={json.dumps(str(weights))}"] if weights is not None else []),
         *([f"model.arch={arch}"] if arch is not None else []), *overrides])
     result = train_and_evaluate(config)

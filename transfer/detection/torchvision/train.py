@@ -4,6 +4,12 @@ One run writes into ``output_dir``: ``config.yaml`` (resolved), ``checkpoint.pth
 ``solver.checkpoint_period`` iterations and at the end) and ``results.json`` (``core.results``
 schema, engine ``torchvision``). Running the same command again resumes from ``checkpoint.pth``; a
 finished run returns its results without training again.
+
+Reproducible across interruption: the batch of iteration ``i`` and its images' flips are a function of
+(seed, i, image index) (``sampler``, ``core.sampling.SeededSamples``), and the global generators, which
+the model draws from (training resolution per image, RPN and ROI-head sampling), are seeded from (seed,
+i, rank) at each iteration; so a run resumed from a checkpoint ends bit-identical (on CPU) to an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from tqdm import tqdm
 
 from core.checkpoint import CheckpointError, file_sha256, load_backbone_state_dict, load_checkpoint, save_checkpoint
 from core.config import ConfigError, config_to_dict, save_config
+from core.resume import check_resume
+from core.sampling import SeededSamples, sample_seed
 from transfer.detection.torchvision.config import DetectionConfig, SolverConfig, scale_to_world_size
 from transfer.detection.torchvision.datasets import DatasetError, DetectionDataset, build_dataset
 from core.distributed import DistributedContext, barrier, init_distributed
@@ -76,16 +84,6 @@ RESUME_FREE_KEYS = frozenset({"output_dir", "log_period", "eval_period", "device
                               "solver.max_iter"})
 
 
-def _flatten(values: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
             config: DetectionConfig) -> TrainingState:
     """Loads a training checkpoint into the model, optimizer and scaler, if it was made with the same settings
@@ -93,13 +91,7 @@ def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scal
     checkpoint = load_checkpoint(path)
     if checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a checkpoint of the torchvision detection engine")
-    expected, found = _flatten(config_to_dict(config)), _flatten(checkpoint.get("config", {}))
-    changed = sorted(key for key in expected.keys() | found.keys()
-                     if key not in RESUME_FREE_KEYS and expected.get(key) != found.get(key))
-    if changed:
-        details = ", ".join(f"{key}: {found.get(key)!r} -> {expected.get(key)!r}" for key in changed)
-        raise CheckpointError(f"{path} was trained with other settings ({details}); use the same settings or "
-                              "another output_dir")
+    check_resume(checkpoint.get("config", {}), config_to_dict(config), RESUME_FREE_KEYS, source=str(path))
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     scaler.load_state_dict(checkpoint["scaler"])
@@ -129,11 +121,11 @@ def train_iterations(config: DetectionConfig, solver: SolverConfig, eval_period:
     """Runs iterations ``state.iteration .. solver.max_iter - 1``, checkpointing and evaluating on schedule."""
     use_amp = solver.amp and context.device.type == "cuda"
     sampler = GroupedInfiniteBatchSampler(
-        len(train_set), solver.ims_per_batch // context.world_size, seed=config.seed + state.iteration,
-        rank=context.rank, world_size=context.world_size,
+        len(train_set), solver.ims_per_batch // context.world_size, seed=config.seed, rank=context.rank,
+        world_size=context.world_size, start_batch=state.iteration,
         group_of=train_set.aspect_ratio_is_wide if config.data.aspect_ratio_grouping else None)
-    loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, num_workers=config.data.num_workers,
-                                         collate_fn=_as_lists)
+    loader = torch.utils.data.DataLoader(SeededSamples(train_set, config.seed), batch_sampler=sampler,
+                                         num_workers=config.data.num_workers, collate_fn=_as_lists)
     batches = iter(loader)
     model.train()
     progress = tqdm(range(state.iteration, solver.max_iter), initial=state.iteration, total=solver.max_iter,
@@ -144,6 +136,7 @@ def train_iterations(config: DetectionConfig, solver: SolverConfig, eval_period:
         images = [image.to(context.device, non_blocking=True) for image in images]
         targets = [{key: value.to(context.device, non_blocking=True) for key, value in target.items()} for target in targets]
         lr = set_learning_rate(optimizer, iteration, solver)
+        torch.manual_seed(sample_seed(config.seed, iteration, context.rank))
         with torch.autocast(context.device.type, enabled=use_amp):
             loss_dict = model(images, targets)
         loss = sum(loss_dict.values())
@@ -203,7 +196,18 @@ def build_result(config: DetectionConfig, solver: SolverConfig, context: Distrib
         weights=str(weights) if use_weights else "random-init",
         weights_sha256=file_sha256(weights) if use_weights else None, engine="torchvision", layer=None,
         metrics=metrics, per_class=per_class, curves=state.curves, config=recorded, seed=config.seed,
-        wall_time_s=round(wall_time_s, 3))
+        wall_time_s=round(wall_time_s, 3), protocol=protocol_facts(config, solver, context),
+        baseline=config.baseline or not use_weights)
+
+
+def protocol_facts(config: DetectionConfig, solver: SolverConfig, context: DistributedContext) -> dict:
+    """The values this run trained with, after scaling to the number of processes (``transfer.protocol``)."""
+    detector = {"faster_rcnn": "Faster R-CNN", "mask_rcnn": "Mask R-CNN"}[config.model.meta_arch]
+    norm = {"syncbn": "SyncBN" if context.is_distributed and context.device.type == "cuda" else "BN",
+            "bn": "BN", "frozen_bn": "FrozenBN"}[config.model.norm]
+    return {"arch": config.model.arch, "engine": "torchvision", "processes": context.world_size,
+            "model": f"{detector} R{config.model.arch.removeprefix('resnet')}-FPN", "norm": norm,
+            "total_batch": solver.ims_per_batch, "iterations": solver.max_iter, "base_lr": solver.base_lr}
 
 
 def train_and_evaluate(config: DetectionConfig, resume: bool = True, eval_only: bool = False) -> TaskResult | None:

@@ -10,7 +10,9 @@ import pytest
 import yaml
 
 from transfer.detection import UnsupportedBackboneError
+from transfer.detection import engines
 from transfer.detection.torchvision import tasks as tv_tasks
+from transfer.registry import TaskRun, get_task, run_task
 from transfer.detection.detectron2.datasets import CocoDataset, VocDataset
 from transfer.detection.detectron2.tasks import (
     CONFIG_DIR,
@@ -133,15 +135,16 @@ def test_detectron2_engine_is_handed_every_argument(monkeypatch):
     fake_train_net = types.ModuleType("transfer.detection.detectron2.train_net")
     fake_train_net.run_detection = lambda *args, **kwargs: calls.append((args, kwargs)) or "result"
     monkeypatch.setitem(sys.modules, "transfer.detection.detectron2.train_net", fake_train_net)
-    monkeypatch.setattr(tv_tasks, "detectron2_available", lambda: True)
-    assert tv_tasks.run_detection("coco_detection", "w.pth", "coco", "out", engine="detectron2", random_init=True,
-                                  overrides=["SOLVER.MAX_ITER", "4"], seed=2, config_file="c.yaml") == "result"
+    monkeypatch.setattr(engines, "detectron2_available", lambda: True)
+    run = TaskRun(weights="w.pth", data_root=Path("coco"), output_dir=Path("out"), overrides=("SOLVER.MAX_ITER", "4"),
+                  seed=2, config_file="c.yaml", baseline=True)
+    assert run_task(get_task("coco_detection"), run, "detectron2") == "result"
     assert calls == [(("coco_detection", "w.pth", "coco", "out"),
-                      {"random_init": True, "overrides": ["SOLVER.MAX_ITER", "4"], "seed": 2, "config_file": "c.yaml",
-                       "arch": "resnet50"})]
-    tv_tasks.run_detection("voc0712_detection", None, "v", "o", engine="detectron2", arch="resnet18")
-    assert calls[-1][1]["arch"] == "resnet18"
-    assert tv_tasks.UnsupportedBackboneError is UnsupportedBackboneError
+                      {"random_init": False, "overrides": ("SOLVER.MAX_ITER", "4"), "seed": 2,
+                       "config_file": "c.yaml", "arch": "resnet50", "baseline": True})]
+    run_task(get_task("voc0712_detection"), TaskRun(weights=None, data_root=Path("v"), output_dir=Path("o"),
+                                                     arch="resnet18"), "detectron2")
+    assert calls[-1][1]["arch"] == "resnet18" and calls[-1][1]["random_init"] is True
 
 
 def test_torchvision_engine_config_file_replaces_the_protocol_config(monkeypatch):

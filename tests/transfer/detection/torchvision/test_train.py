@@ -11,12 +11,16 @@ import pytest
 import torch
 import torchvision
 
+from core.resume import ResumeError
+
 from core.checkpoint import CheckpointError, load_checkpoint
 from core.config import config_to_dict
 from transfer.detection.__main__ import main as detection_main
 from transfer.detection.torchvision.config import load_detection_config
 from transfer.detection.torchvision.evaluate import evaluate_coco, evaluate_voc
-from transfer.detection.torchvision.tasks import detectron2_available, run_detection
+from transfer.detection.engines import detectron2_available
+from transfer.detection.torchvision.tasks import run_detection
+from transfer.registry import EngineUnavailableError, TaskRun, get_task, run_task
 from transfer.detection.torchvision.train import load_datasets, train_and_evaluate
 from core.results import read_result
 
@@ -66,7 +70,7 @@ def test_voc_training_writes_results_and_resumes(demo_root, weights, tmp_path):
     # A finished run returns its results without training again.
     assert train_and_evaluate(voc_config(demo_root, weights, tmp_path, "solver.max_iter=3")) == resumed
     # Another seed (or other weights, data, solver) in the same folder is refused rather than resumed.
-    with pytest.raises(CheckpointError, match=r"trained with other settings \(seed: 0 -> 5\)"):
+    with pytest.raises(ResumeError, match=r"made with other settings \(seed: 0 -> 5\)"):
         train_and_evaluate(voc_config(demo_root, weights, tmp_path, "solver.max_iter=3", "seed=5"))
 
 
@@ -128,8 +132,9 @@ def test_cli_errors(demo_root, weights, tmp_path, capsys):
 def test_detectron2_engine_without_detectron2(capsys):
     assert detection_main(["--engine", "detectron2", "--config-file", "x.yaml"]) == 2
     assert "--engine torchvision" in capsys.readouterr().err
-    with pytest.raises(RuntimeError, match="engine='torchvision'"):
-        run_detection("voc0712_detection", None, "data", "out", engine="detectron2")
+    run = TaskRun(weights=None, data_root=Path("data"), output_dir=Path("out"))
+    with pytest.raises(EngineUnavailableError, match="--engine torchvision"):
+        run_task(get_task("voc0712_detection"), run, "detectron2")
 
 
 def test_two_process_ddp_run_with_torchrun(demo_root, weights, tmp_path):
@@ -165,3 +170,33 @@ def test_engine_dispatch_passes_the_other_arguments(monkeypatch):
     monkeypatch.setitem(entry.ENGINES, "torchvision", lambda argv: torchvision_calls.append(argv) or 0)
     monkeypatch.setattr(entry, "detectron2_available", lambda: False)
     assert entry.main(["--task", "voc0712_detection"]) == 0 and torchvision_calls == [["--task", "voc0712_detection"]]
+
+
+def test_interrupted_training_resumes_bit_identical_to_the_uninterrupted_run(demo_root, weights, tmp_path,
+                                                                            monkeypatch):
+    """Stopped right after the checkpoint of iteration 2 (of 4), then run again: the batches, flips, resolutions
+    and RPN/ROI samples of iterations 3-4 are those of an uninterrupted run, so the weights end bit-identical."""
+    import transfer.detection.torchvision.train as train
+
+    def config(output):
+        return voc_config(demo_root, weights, tmp_path / output, "solver.max_iter=4", "solver.checkpoint_period=2")
+
+    reference = train_and_evaluate(config("uninterrupted"))
+    save = train.save_checkpoint
+
+    def save_then_die(*args, **kwargs):
+        save(*args, **kwargs)
+        raise KeyboardInterrupt("simulated kill after the checkpoint of iteration 2")
+
+    monkeypatch.setattr(train, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(config("interrupted"))
+    assert load_checkpoint(tmp_path / "interrupted" / "checkpoint.pth")["iteration"] == 2
+    monkeypatch.setattr(train, "save_checkpoint", save)
+    torch.manual_seed(1234)  # a new process: the global generators are in another state
+    resumed = train_and_evaluate(config("interrupted"))
+    assert resumed.curves == reference.curves and resumed.metrics == reference.metrics
+    final = [load_checkpoint(tmp_path / output / "checkpoint.pth")["model"]
+             for output in ("uninterrupted", "interrupted")]
+    assert final[0].keys() == final[1].keys()
+    assert all(torch.equal(final[0][key], final[1][key]) for key in final[0])

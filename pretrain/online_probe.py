@@ -103,8 +103,9 @@ class OnlineProbe:
         self.optimizer.zero_grad(set_to_none=True)
         (loss / count).backward()
         if dist.is_available() and dist.is_initialized():  # one head on every process
-            for param in self.head.parameters():
-                dist.all_reduce(param.grad, op=dist.ReduceOp.AVG)
+            for param in self.head.parameters():  # SUM then divide: gloo (CPU) has no AVG
+                dist.all_reduce(param.grad)
+                param.grad.div_(dist.get_world_size())
         self.optimizer.step()
         self.loss = (loss / count).detach()
 

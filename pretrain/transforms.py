@@ -139,7 +139,7 @@ class BarlowTwinsTransform:
         if size < 1:
             raise ValueError(f"size must be positive, got {size}")
         self.size = size
-        self.view_recipes = view_recipes or VIEW_RECIPES
+        self.view_recipes = view_recipes  # None: the module's VIEW_RECIPES, read at each call
         # Holds the crop parameters; its ``get_params`` draws each view's crop box.
         self.crop = transforms_v1.RandomResizedCrop(size, scale=crop_scale or CROP_SCALE, interpolation=BICUBIC)
         self.jitter = transforms_v1.ColorJitter(**JITTER_STRENGTH)
@@ -156,7 +156,8 @@ class BarlowTwinsTransform:
         if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"expected a PIL image or an RGB uint8 (3, H, W) tensor, got {image.dtype} "
                              f"{tuple(image.shape)}")
-        return self.view(image, self.view_recipes[0]), self.view(image, self.view_recipes[1])
+        first, second = self.view_recipes or VIEW_RECIPES
+        return self.view(image, first), self.view(image, second)
 
     def view(self, image: Tensor, recipe: ViewRecipe) -> Tensor:
         """One augmented view of an RGB uint8 (3, H, W) image."""

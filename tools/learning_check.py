@@ -5,7 +5,7 @@ scikit-learn's handwritten digits, against the same trunk at random initialisati
     python tools/learning_check.py [--seeds 0,1,2] [key=value ...]
 
 The 1797 8x8 grayscale digits of ``sklearn.datasets.load_digits`` (real handwriting from 43 writers,
-installed with scikit-learn) are upsampled to ``data.image_size`` px RGB and split into a fixed train
+installed with scikit-learn) are resized to ``data.image_size`` px RGB (8: as they are) and split into a fixed train
 (1200) and held-out (597) set. Pretraining (``configs/pretrain/learning_check_digits.yaml``, labels unused)
 runs on the train images; kNN (k=20, temperature 0.07, ``core.knn``) votes the held-out images' classes
 from the train images' features. Prints per-seed figures, mean +- std and the gap; docs/benchmarks.md

@@ -35,6 +35,7 @@ from transfer.report.pretrain_stats import read_pretrain_stats
 
 out = Path(sys.argv[1])
 curves = read_pretrain_stats(out / "pretrain" / "stats.jsonl")
+(out / "plots").mkdir(parents=True, exist_ok=True)
 for plot in pretraining_plots({"your images": curves}, out / "plots"):
     print(f"plot: {plot.path}")
 for name, points in (("online linear probe", curves.probe_top1), ("kNN", curves.knn_top1)):

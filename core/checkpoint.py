@@ -30,6 +30,7 @@ import torch
 from core.atomic import atomic_write
 from core.backbone_extraction import CheckpointLayoutError, Extraction, detect_format, extract_backbone
 from core.checkpoint_formats import CHECKPOINT_FORMATS, PRETRAIN_CHECKPOINT_FORMAT  # noqa: F401  (re-exported)
+from core.resnet import BACKBONES, STEM_KERNEL_SIZES, build_backbone
 from core.safe_pickle import UnsafePickleError, load_safe_pickle
 from core.cli import UserError
 
@@ -229,21 +230,23 @@ def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def expected_backbone_shapes(arch: str) -> dict[str, torch.Size]:
+def expected_backbone_shapes(arch: str, stem: str = "imagenet") -> dict[str, torch.Size]:
     """Names and shapes of a torchvision ResNet ``arch`` state dict without ``fc`` (built on the meta device)."""
-    from core.backbone import build_backbone
-
     with torch.device("meta"):
-        backbone = build_backbone(arch)
+        backbone = build_backbone(arch, stem)
     return {key: value.shape for key, value in backbone.state_dict().items() if not key.startswith("fc.")}
 
 
 def verify_backbone(state: Mapping[str, torch.Tensor], arch: str, source: str) -> None:
     """Raises ``CheckpointError`` unless ``state`` has every ``arch`` tensor, with its shape, and nothing else.
 
-    BatchNorm ``num_batches_tracked`` counters are optional (older exports omit them).
+    The stem (conv1 7x7 or 3x3, see ``core.resnet.STEMS``) is the one conv1 has. BatchNorm
+    ``num_batches_tracked`` counters are optional (older exports omit them).
     """
-    expected = expected_backbone_shapes(arch)
+    conv1 = state.get("conv1.weight")
+    kernel = conv1.shape[-1] if conv1 is not None and conv1.ndim == 4 else None
+    stem = next((name for name, size in STEM_KERNEL_SIZES.items() if size == kernel), "imagenet")
+    expected = expected_backbone_shapes(arch, stem)
     missing = [key for key in expected if key not in state and not key.endswith("num_batches_tracked")]
     if missing:
         raise CheckpointError(f"{source}: {len(missing)} {arch} tensor(s) missing, e.g. {', '.join(missing[:5])}")
@@ -259,9 +262,7 @@ def verify_backbone(state: Mapping[str, torch.Tensor], arch: str, source: str) -
 
 
 def fitting_archs(state: Mapping[str, torch.Tensor]) -> list[str]:
-    """The torchvision ResNets (``core.backbone.BACKBONES``) whose every tensor ``state`` has, with its shape."""
-    from core.backbone import BACKBONES
-
+    """The torchvision ResNets (``core.resnet.BACKBONES``) whose every tensor ``state`` has, with its shape."""
     fits = []
     for arch in BACKBONES:
         expected = expected_backbone_shapes(arch)

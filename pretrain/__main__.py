@@ -17,6 +17,7 @@ from typing import Sequence
 from core.cli import run_cli
 from core.config import load_config, resolve_config_file
 from pretrain.knn_monitor import KnnMonitor
+from pretrain.online_probe import build_online_probe
 from pretrain.pretrain_config import CONFIG_DIR, PretrainConfig
 from pretrain.signals import EXIT_PREEMPTED
 from pretrain.train import pretrain
@@ -49,7 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def run() -> int:
         config = load_config(PretrainConfig, resolve_config_file(args.config, CONFIG_DIR), args.overrides)
         try:
-            outcome = pretrain(config, callbacks=[KnnMonitor(config.knn, config.data.image_size)])
+            probe = build_online_probe(config)
+            callbacks = [KnnMonitor(config.knn, config.data.image_size), *([probe] if probe else [])]
+            outcome = pretrain(config, callbacks=callbacks, step_hooks=[probe] if probe else [])
         except TrainingDivergedError as error:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_DIVERGED

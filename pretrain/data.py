@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
@@ -30,6 +31,7 @@ from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from core.cli import UserError
+from core.image_arrays import ARRAY_FORMATS, find_array_dataset, load_array_split
 from core.sampling import EpochBatchSampler, SampleKey, sample_seed, seeded_randomness  # noqa: F401 (re-exported)
 from pretrain.shards import INDEX_FILE as SHARD_INDEX_FILE
 from pretrain.signals import ignore_preemption_signals
@@ -60,26 +62,32 @@ def _flat_paths(root: Path) -> list[str]:
     return sorted(str(path) for path in root.iterdir() if _is_image(path))
 
 
-LAYOUTS: dict[str, Callable[[Path], list[str]]] = {
+# Each returns the training images: paths, or (array layouts) a sequence of PIL images.
+LAYOUTS: dict[str, Callable[[Path], Sequence]] = {
+    **{name: load_array_split for name in ARRAY_FORMATS},
     "imagefolder": _imagefolder_paths,
     "flat": _flat_paths,
 }
 
 
 def detect_layout(root: str | Path) -> str:
-    """``"shards"`` if ``root`` holds a shard index (``pretrain.shards``), ``"imagefolder"`` if it has class
-    sub-folders holding images, else ``"flat"``."""
+    """``"shards"`` if ``root`` holds a shard index (``pretrain.shards``), an array layout (``cifar10``...) if
+    ``root`` is one (``core.image_arrays``), ``"imagefolder"`` if it has class sub-folders holding images, else
+    ``"flat"``."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"data folder not found: {root} (set data.root to an ImageFolder tree, a folder of images "
-                        f"or a shard folder)")
+        raise DataError(f"data folder not found: {root} (set data.root to an ImageFolder tree, a folder of images, "
+                        f"a shard folder or a CIFAR/STL-10 download)")
     if (root / SHARD_INDEX_FILE).is_file():
         return "shards"
+    array_dataset = find_array_dataset(root)
+    if array_dataset is not None:
+        return array_dataset[0].name
     return "imagefolder" if _has_class_folders(root) else "flat"
 
 
-def list_images(root: str | Path) -> tuple[list[str], str]:
-    """All training image paths under ``root`` in a fixed order, and the detected layout name."""
+def list_images(root: str | Path) -> tuple[Sequence, str]:
+    """All training images under ``root`` (paths, or in-memory images) in a fixed order, and the layout name."""
     layout = detect_layout(root)
     if layout not in LAYOUTS:
         raise DataError(f"{root} is a shard folder ({SHARD_INDEX_FILE}); it has no image files to list")
@@ -90,8 +98,11 @@ def list_images(root: str | Path) -> tuple[list[str], str]:
     return paths, layout
 
 
-def read_rgb(path: str) -> Image.Image:
-    """The image at ``path`` decoded by PIL as RGB (the input of ``BarlowTwinsTransform``)."""
+def read_rgb(path: str | Image.Image) -> Image.Image:
+    """The image at ``path`` decoded by PIL as RGB (the input of ``BarlowTwinsTransform``); an in-memory image
+    (array layouts) as it is."""
+    if isinstance(path, Image.Image):
+        return path
     with Image.open(path) as handle:
         return handle.convert("RGB")
 
@@ -104,30 +115,34 @@ def read_bytes(path: str) -> bytes:
 class TwoViewDataset(Dataset):
     """Returns ``(view1, view2, skipped)`` for key ``(epoch, index)``; ``skipped`` counts unreadable files.
 
-    ``transform`` gets what ``read`` returns for the file; an image that fails in either is unreadable.
+    ``transform`` gets what ``read`` returns for the file; an image that fails in either is unreadable. With
+    ``labels`` (one per image, -1 for none) the item ends with the image's label, for an online probe.
     """
 
-    def __init__(self, paths: list[str], transform: Callable, seed: int,
-                 read: Callable[[str], object] = read_rgb) -> None:
+    def __init__(self, paths: Sequence, transform: Callable, seed: int, read: Callable[[str], object] = read_rgb,
+                 labels: np.ndarray | None = None) -> None:
         self.paths = paths
         self.transform = transform
         self.seed = seed
         self.read = read
+        self.labels = labels
         self._reported: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, key: SampleKey) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, key: SampleKey) -> tuple:
         """The views of the image at ``index``, or of the next readable one after it, with the number of
-        files skipped; the augmentation seed is the requested sample's either way."""
+        files skipped (and its label); the augmentation seed is the requested sample's either way."""
         epoch, index = key
         for attempt in range(min(MAX_REPLACEMENT_ATTEMPTS, len(self.paths))):
             path = self.paths[(index + attempt) % len(self.paths)]
             try:
                 with seeded_randomness(sample_seed(self.seed, epoch, index)):
                     view1, view2 = self.transform(self.read(path))
-                return view1, view2, attempt
+                if self.labels is None:
+                    return view1, view2, attempt
+                return view1, view2, attempt, int(self.labels[(index + attempt) % len(self.paths)])
             except DECODE_ERRORS as error:
                 if path not in self._reported:
                     self._reported.add(path)

@@ -18,14 +18,14 @@ from pretrain.transforms import VIEW_RECIPES, BarlowTwinsTransform
 class DecodingTwoViewTransform:
     """Maps JPEG (or any PIL-readable) bytes to two float32 (3, size, size) normalised views."""
 
-    def __init__(self, size: int = 224, reduce: bool = True) -> None:
-        self.views = BarlowTwinsTransform(size)
+    def __init__(self, size: int = 224, reduce: bool = True, views: BarlowTwinsTransform | None = None) -> None:
+        self.views = views or BarlowTwinsTransform(size)  # its crop scale and view recipes are the ones drawn
         self.size = size
         self.reduce = reduce
 
     def __call__(self, blob: bytes) -> tuple[Tensor, Tensor]:
         height, width = image_size(blob)
-        params = [self.views.draw_view(height, width, recipe) for recipe in VIEW_RECIPES]
+        params = [self.views.draw_view(height, width, recipe) for recipe in self.views.view_recipes or VIEW_RECIPES]
         reduction = reduction_for([view.box for view in params], self.size) if self.reduce else 1
         image = decode_rgb(blob, reduction)
         reduced_height, reduced_width = image.shape[-2:]

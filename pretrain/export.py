@@ -3,7 +3,9 @@
 Written twice: ``<name>.pth`` (``torch.save``) and ``<name>.safetensors`` (no pickle; its header metadata
 names the architecture and the source format). Either loads into ``torchvision.models.<arch>()`` with
 ``strict=False`` reporting only ``fc.weight`` and ``fc.bias`` missing, and is what every transfer
-evaluation consumes.
+evaluation consumes. A sidecar ``<name>.json`` next
+to them records ``{"arch", "stem"}`` (``core.backbone.write_backbone_metadata``); ``core.backbone.load_backbone``
+checks it against the stem that conv1's kernel size shows (a small-stem trunk has a 3x3 conv1 and no max-pool).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Mapping
 import torch
 
 from core.atomic import atomic_write
+from core.backbone import stem_of_state, write_backbone_metadata
 from core.backbone_extraction import extract_backbone
 from core.checkpoint import load_backbone_state_dict, save_safetensors, verify_backbone
 from core.checkpoint_formats import CHECKPOINT_FORMATS
@@ -42,8 +45,10 @@ def save_backbone(state: Mapping[str, torch.Tensor], path: str | Path, arch: str
     pth_path, safetensors_path = export_paths(path)
     with atomic_write(pth_path, mode="wb") as handle:
         torch.save(dict(state), handle)
-    save_safetensors(state, safetensors_path, {"arch": arch, "source_format": source_format,
+    stem = stem_of_state(state, str(pth_path))
+    save_safetensors(state, safetensors_path, {"arch": arch, "stem": stem, "source_format": source_format,
                                                "layout": "torchvision ResNet state_dict without fc"})
+    write_backbone_metadata(pth_path, arch, stem)
     return pth_path, safetensors_path
 
 

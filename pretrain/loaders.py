@@ -12,12 +12,15 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable, Iterable
 
+import numpy as np
 import torch
 
 from core.config import ConfigError
+from core.image_arrays import ARRAY_FORMATS
 from pretrain.data import (DataError, EpochBatchSampler, TwoViewDataset, build_loader, detect_layout, list_images,
-                           read_bytes)
+                           read_bytes, read_rgb)
 from pretrain.decode_views import DecodingTwoViewTransform
+from pretrain.transforms import CROP_SCALE, VIEW_RECIPES, BarlowTwinsTransform, ViewRecipe
 from core.distributed import DistributedContext
 from pretrain.pretrain_config import PretrainConfig
 from pretrain.shard_loader import ShardTwoViewStream, build_shard_loader
@@ -38,17 +41,31 @@ class TrainingData:
     description: str
 
 
+def build_transform(config: PretrainConfig) -> BarlowTwinsTransform:
+    """The two-view augmentation of ``config.augment`` at ``config.data.image_size``."""
+    augment = config.augment
+    recipes = tuple(ViewRecipe(blur, solarize)
+                    for blur, solarize in zip(augment.blur_probability, augment.solarize_probability))
+    return BarlowTwinsTransform(config.data.image_size, crop_scale=(augment.crop_min_scale, 1.0),
+                                view_recipes=recipes)
+
+
 def build_training_data(config: PretrainConfig, context: DistributedContext,
-                        output_dtype: torch.dtype = torch.float32) -> TrainingData:
-    """The loader ``config.data`` asks for, over the folder or shard set at ``data.root``.
+                        output_dtype: torch.dtype = torch.float32, labels: np.ndarray | None = None) -> TrainingData:
+    """The loader ``config.data`` asks for, over the folder, shard set or array download at ``data.root``.
 
     ``output_dtype`` is the dtype of the DALI loader's views (bfloat16 under bf16 autocast); the torch
-    loader always returns float32 on the CPU.
+    loader always returns float32 on the CPU. ``labels`` (one per image) make every batch end with the
+    images' labels, for an online probe (folders and array layouts).
     """
     data = config.data
     layout = detect_layout(data.root)
     per_device_batch = config.batch_size // context.world_size
-    transform = DecodingTwoViewTransform(data.image_size)
+    views = build_transform(config)
+    transform = DecodingTwoViewTransform(data.image_size, views=views)
+    if data.loader == "dali" and (views.view_recipes != VIEW_RECIPES or config.augment.crop_min_scale != CROP_SCALE[0]):
+        raise ConfigError("data.loader=dali builds the paper's augmentations; the augment.* settings differ from "
+                          "them: use data.loader=torch")
     pin_memory = context.device.type == "cuda"
     if layout == "shards":
         try:
@@ -65,10 +82,16 @@ def build_training_data(config: PretrainConfig, context: DistributedContext,
         training = TrainingData(batches, stream.batches_per_epoch, stream.set_epoch, description)
     else:
         paths, layout = list_images(data.root)
-        dataset = TwoViewDataset(paths, transform, seed=config.seed, read=read_bytes)
+        in_memory = layout in ARRAY_FORMATS  # decoded images: the PIL-input chain, no file reads
+        dataset = TwoViewDataset(paths, views if in_memory else transform, seed=config.seed,
+                                 read=read_rgb if in_memory else read_bytes, labels=labels)
         sampler = EpochBatchSampler(dataset, per_device_batch, context.world_size, context.rank, seed=config.seed)
         description = f"{len(paths)} images in {data.root} ({layout} layout)"
         if data.loader == "dali":
+            if in_memory or labels is not None:
+                raise DataError(f"data.loader=dali reads image files; {data.root} ({layout}) "
+                                f"{'is decoded in memory' if in_memory else 'feeds an online probe'}: use "
+                                f"data.loader=torch")
             batches = _dali_loader(lambda dali: dali.FolderSource(paths, sampler, config.seed), config, context,
                                    output_dtype)
         else:

@@ -44,14 +44,15 @@ class BarlowTwins(nn.Module):
     """
 
     def __init__(self, arch: str = "resnet50", projector: str = "8192-8192-8192", lambd: float = 0.0051,
-                 batch_size: int | None = None) -> None:
+                 batch_size: int | None = None, stem: str = "imagenet", scale_loss: float = 1.0) -> None:
         super().__init__()
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be positive or None, got {batch_size}")
         widths = parse_projector(projector)
         self.lambd = lambd
+        self.scale_loss = scale_loss
         self.batch_size = batch_size
-        self.backbone, in_features = resnet_trunk(arch)
+        self.backbone, in_features = resnet_trunk(arch, stem)
         self.projector = build_projector(in_features, widths)
         # Affine-free normalisation of the embeddings z1 and z2.
         self.bn = nn.BatchNorm1d(widths[-1], affine=False)
@@ -60,15 +61,23 @@ class BarlowTwins(nn.Module):
         """Projector output for one batch of views, in float32 (see ``pretrain.loss`` on precision)."""
         return self.projector(self.backbone(images)).float()
 
-    def forward(self, y1: Tensor, y2: Tensor) -> Tensor:
-        """Barlow Twins loss (scalar) of the two augmented views ``y1`` and ``y2`` of one batch."""
+    def forward(self, y1: Tensor, y2: Tensor, return_features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """Barlow Twins loss (scalar) of the two augmented views ``y1`` and ``y2`` of one batch.
+
+        ``return_features`` also returns the detached backbone features of ``y1`` (for an online probe,
+        which then costs no extra forward pass).
+        """
         if y1.shape != y2.shape:
             raise ValueError(f"the two views must have one shape, got {tuple(y1.shape)} and {tuple(y2.shape)}")
         # The views go through the network separately: BatchNorm statistics are per view, as officially.
-        z1 = self.embed(y1)
+        features1 = self.backbone(y1)
+        z1 = self.projector(features1).float()
         z2 = self.embed(y2)
         global_batch = self.batch_size or y1.shape[0] * world_size()
         with torch.autocast(device_type=z1.device.type, enabled=False):
             correlation = cross_correlation(batch_standardize(z1, self.bn), batch_standardize(z2, self.bn),
                                             global_batch)
-            return barlow_twins_loss(correlation, self.lambd)
+            loss = barlow_twins_loss(correlation, self.lambd)
+            if self.scale_loss != 1.0:
+                loss = loss * self.scale_loss
+        return (loss, features1.detach()) if return_features else loss

@@ -7,6 +7,9 @@ Per parameter ``p`` with gradient ``g`` (parameters without a gradient are skipp
                                               (not for 1-d params when lars_adaptation_filter)
     mu = momentum * mu + dp ;  p = p - lr * mu
 
+``clip_lr`` (solo-learn's LARS option, used by its CIFAR/ImageNet-100 recipes) caps the adapted rate:
+``q = min(q, lr) / lr``, so a layer never moves faster than plain SGD at ``lr`` would move it.
+
 The filters are booleans here; the official code passes ``exclude_bias_and_norm`` (``p.ndim == 1``), which
 is what a true value selects (a callable read back from an official optimizer state is also truthy).
 The update runs with multi-tensor ``torch._foreach_*`` kernels, one batch per kind of parameter.
@@ -26,12 +29,13 @@ class LARS(torch.optim.Optimizer):
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float, weight_decay: float = 0,
                  momentum: float = 0.9, eta: float = 0.001, weight_decay_filter: bool = False,
-                 lars_adaptation_filter: bool = False) -> None:
+                 lars_adaptation_filter: bool = False, clip_lr: bool = False) -> None:
         for name, value in (("lr", lr), ("weight_decay", weight_decay), ("momentum", momentum), ("eta", eta)):
             if value < 0:
                 raise ValueError(f"LARS {name} must be >= 0, got {value}")
         defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, eta=eta,
-                        weight_decay_filter=weight_decay_filter, lars_adaptation_filter=lars_adaptation_filter)
+                        weight_decay_filter=weight_decay_filter, lars_adaptation_filter=lars_adaptation_filter,
+                        clip_lr=clip_lr)
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -68,8 +72,10 @@ class LARS(torch.optim.Optimizer):
         if adapts:
             param_norms = torch.stack(torch._foreach_norm(params))
             update_norms = torch.stack(torch._foreach_norm(updates))
-            trust_ratio = torch.where((param_norms > 0) & (update_norms > 0),
-                                      group["eta"] * param_norms / update_norms, torch.ones_like(param_norms))
+            trust_ratio = group["eta"] * param_norms / update_norms
+            if group.get("clip_lr", False) and group["lr"] > 0:  # optimizer states saved before clip_lr lack it
+                trust_ratio = (trust_ratio / group["lr"]).clamp_(max=1)
+            trust_ratio = torch.where((param_norms > 0) & (update_norms > 0), trust_ratio, torch.ones_like(param_norms))
             updates = torch._foreach_mul(updates, list(trust_ratio.unbind()))
         momenta = []
         for param in params:

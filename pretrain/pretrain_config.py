@@ -24,10 +24,13 @@ class ModelConfig:
     """The Barlow Twins network."""
 
     arch: str = "resnet50"
+    stem: Literal["imagenet", "small"] = "imagenet"  # small: 3x3 stride-1 conv1, no max-pool (images <= 96 px)
     projector: str = "8192-8192-8192"
     lambd: float = 0.0051
+    scale_loss: float = 1.0  # multiplies the loss (solo-learn's scale_loss); 1 = the paper's loss
 
     def __post_init__(self) -> None:
+        _require(self.scale_loss > 0, "model.scale_loss", self.scale_loss, "> 0")
         if self.arch not in BACKBONES:
             raise ValueError(f"config key 'model.arch' has value {self.arch!r}, expected one of {', '.join(BACKBONES)}")
         if not PROJECTOR_PATTERN.match(self.projector):
@@ -47,6 +50,7 @@ class OptimConfig:
     eta: float = 0.001
     warmup_epochs: int = 10
     end_factor: float = 0.001
+    clip_lr: bool = False  # solo-learn's LARS clipping (see pretrain.optim); the official code has none
 
     def __post_init__(self) -> None:
         for name in ("lr_weights", "lr_biases", "weight_decay", "momentum", "eta", "warmup_epochs", "end_factor"):
@@ -73,6 +77,22 @@ class DataConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """The two views' augmentations (``pretrain.transforms``); defaults are the paper's ImageNet values."""
+
+    crop_min_scale: float = 0.08
+    blur_probability: tuple[float, float] = (1.0, 0.1)  # view 1, view 2
+    solarize_probability: tuple[float, float] = (0.0, 0.2)
+
+    def __post_init__(self) -> None:
+        _require(0 < self.crop_min_scale <= 1, "augment.crop_min_scale", self.crop_min_scale, "in (0, 1]")
+        for name in ("blur_probability", "solarize_probability"):
+            values = getattr(self, name)
+            _require(len(values) == 2 and all(0 <= value <= 1 for value in values), f"augment.{name}", values,
+                     "two probabilities in [0, 1] (view 1, view 2)")
+
+
+@dataclass
 class KnnConfig:
     """Optional kNN monitor of the backbone during training (``pretrain.knn_monitor.KnnMonitor``)."""
 
@@ -88,6 +108,22 @@ class KnnConfig:
         _require(self.every_epochs >= 0, "knn.every_epochs", self.every_epochs, ">= 0 (0 = off)")
         if self.every_epochs and not (self.train_root and self.val_root):
             raise ValueError("knn.every_epochs > 0 needs knn.train_root and knn.val_root (ImageFolder trees)")
+
+
+@dataclass
+class ProbeConfig:
+    """Online linear probe on labelled data (``pretrain.online_probe``): top-1 on a held-out split per epoch."""
+
+    enabled: bool = True  # only acts when the training data has labels and a held-out split
+    val_root: str | None = None  # ImageFolder held-out split; None = the sibling 'val' of data.root
+    every_epochs: int = 1
+    lr: float = 0.1
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        _require(self.every_epochs >= 1, "probe.every_epochs", self.every_epochs, ">= 1")
+        _require(self.lr > 0, "probe.lr", self.lr, "> 0")
+        _require(self.batch_size >= 1, "probe.batch_size", self.batch_size, ">= 1")
 
 
 @dataclass
@@ -110,7 +146,9 @@ class PretrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     knn: KnnConfig = field(default_factory=KnnConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "log_every", "checkpoint_every_steps", "checkpoint_every_epochs"):

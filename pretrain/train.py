@@ -21,7 +21,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -51,10 +51,25 @@ CONFIG_FILE = "config.yaml"
 Outcome = Literal["completed", "preempted"]
 EpochCallback = Callable[[nn.Module, int, torch.device], dict[str, float]]
 
+
+class StepHook(Protocol):
+    """Learns alongside pretraining from every step's detached first-view backbone features (an online probe).
+
+    ``labels`` holds one label per training image (-1: none); the loop hands each batch's labels to
+    ``after_step``. Its state is saved in, and restored from, the pretraining checkpoint.
+    """
+
+    labels: Any
+
+    def bind(self, device: torch.device) -> None: ...
+    def after_step(self, features: torch.Tensor, labels: torch.Tensor) -> None: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
 # Settings that may change between a run and its resumption without changing what is trained.
 RUNTIME_ONLY_KEYS = frozenset({"output_dir", "stop_after_steps", "progress_bar", "tensorboard", "log_every",
                                "checkpoint_every_steps", "checkpoint_every_epochs", "compile", "data.root",
-                               "data.workers", "data.dali_threads", "knn"})
+                               "data.workers", "data.dali_threads", "knn", "probe"})
 # Settings a resumed run may also change: learning rates and precision (to recover from a divergence) and epochs
 # (to extend a run). They change how the rest of the run trains, so a resume that changes them says so. Every
 # other setting (seed, batch, model, data, augmentations) must match the checkpoint's.
@@ -92,6 +107,7 @@ class Run:
     autocast_dtype: torch.dtype | None
     steps_per_epoch: int
     checkpoint_path: Path
+    step_hooks: Sequence[StepHook] = ()
     step: int = 0
     skipped_images: int = 0
     saved_file: Path | None = None  # the last good checkpoint on disk (checkpoint.pth, or .prev.pth after a fallback)
@@ -112,8 +128,10 @@ class Run:
                 f"step {self.step}: {problem}; not saved, {kept}. Lower optim.lr_weights/optim.lr_biases (or use "
                 f"precision=fp32) and rerun the same command to resume from it.")
         if self.context.is_main:
-            save_checkpoint(build_checkpoint(self.model, self.optimizer, self.scaler, self.step, self.steps_per_epoch,
-                                             self.skipped_images, config_to_dict(self.config)),
+            checkpoint = build_checkpoint(self.model, self.optimizer, self.scaler, self.step, self.steps_per_epoch,
+                                          self.skipped_images, config_to_dict(self.config))
+            checkpoint["step_hooks"] = [hook.state_dict() for hook in self.step_hooks]
+            save_checkpoint(checkpoint,
                             # after a fallback, checkpoint.pth is the bad file: replace it, keep the good .prev
                             self.checkpoint_path, keep_previous=self.saved_file in (None, self.checkpoint_path))
         self.saved_file, self.saved_step = self.checkpoint_path, self.step
@@ -124,33 +142,37 @@ class Run:
         return f"{self.saved_file} (step {self.saved_step})" if self.saved_file else "no checkpoint (none saved yet)"
 
 
-def pretrain(config: PretrainConfig, callbacks: Sequence[EpochCallback] = ()) -> Outcome:
+def pretrain(config: PretrainConfig, callbacks: Sequence[EpochCallback] = (),
+             step_hooks: Sequence[StepHook] = ()) -> Outcome:
     """Trains (or resumes training) as described by ``config``; see the module docstring.
 
     ``callbacks`` are called at the end of every epoch with the backbone (in eval mode), the epoch and the
     device; the scalars they return are logged to ``stats.jsonl`` (e.g. ``pretrain.knn_monitor.KnnMonitor``).
+    ``step_hooks`` get every step's detached first-view features and labels (``pretrain.online_probe``).
     """
     context = init_distributed()
     try:
-        return _pretrain(config, context, callbacks)
+        return _pretrain(config, context, callbacks, step_hooks)
     finally:
         shutdown_distributed()
 
 
-def _pretrain(config: PretrainConfig, context: DistributedContext, callbacks: Sequence[EpochCallback]) -> Outcome:
+def _pretrain(config: PretrainConfig, context: DistributedContext, callbacks: Sequence[EpochCallback],
+              step_hooks: Sequence[StepHook]) -> Outcome:
     if config.batch_size % context.world_size:
         raise ConfigError(f"config key 'batch_size' ({config.batch_size}) must be divisible by the number of "
                          f"processes ({context.world_size})")
     autocast_dtype = PRECISIONS[resolve_precision(config.precision, context.device)]
-    data = build_training_data(config, context, output_dtype=autocast_dtype or torch.float32)
+    data = build_training_data(config, context, output_dtype=autocast_dtype or torch.float32,
+                               labels=step_hooks[0].labels if step_hooks else None)
     with exclusive_output(config.output_dir, "pretraining", context):
-        return _train(config, context, data, callbacks)
+        return _train(config, context, data, callbacks, step_hooks)
 
 
 def _train(config: PretrainConfig, context: DistributedContext, data: TrainingData,
-           callbacks: Sequence[EpochCallback]) -> Outcome:
+           callbacks: Sequence[EpochCallback], step_hooks: Sequence[StepHook]) -> Outcome:
     """Builds or resumes the run in the (locked) output folder and trains it; see ``pretrain``."""
-    run = _build_run(config, context, data.batches_per_epoch)
+    run = _build_run(config, context, data.batches_per_epoch, step_hooks)
     output_dir = Path(config.output_dir)
     if context.is_main:
         save_config(config, output_dir / CONFIG_FILE)
@@ -171,11 +193,13 @@ def _train(config: PretrainConfig, context: DistributedContext, data: TrainingDa
     return "completed"
 
 
-def _build_run(config: PretrainConfig, context: DistributedContext, steps_per_epoch: int) -> Run:
+def _build_run(config: PretrainConfig, context: DistributedContext, steps_per_epoch: int,
+               step_hooks: Sequence[StepHook] = ()) -> Run:
     """Model, optimizer and scaler on the right device, restored from ``checkpoint.pth`` when present."""
     torch.manual_seed(config.seed)
     device = context.device
-    model = BarlowTwins(config.model.arch, config.model.projector, config.model.lambd, batch_size=config.batch_size)
+    model = BarlowTwins(config.model.arch, config.model.projector, config.model.lambd, batch_size=config.batch_size,
+                        stem=config.model.stem, scale_loss=config.model.scale_loss)
     if device.type == "cuda" and context.is_distributed:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
@@ -183,17 +207,21 @@ def _build_run(config: PretrainConfig, context: DistributedContext, steps_per_ep
         model = model.to(memory_format=torch.channels_last)
     optim = config.optim
     optimizer = LARS(param_groups_weights_biases(model), lr=0, weight_decay=optim.weight_decay,
-                     momentum=optim.momentum, eta=optim.eta, weight_decay_filter=True, lars_adaptation_filter=True)
+                     momentum=optim.momentum, eta=optim.eta, weight_decay_filter=True, lars_adaptation_filter=True,
+                     clip_lr=optim.clip_lr)
     precision = resolve_precision(config.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     checkpoint_path = Path(config.output_dir) / CHECKPOINT_FILE
     step, skipped, source = 0, 0, None
+    for hook in step_hooks:
+        hook.bind(device)
     latest = load_latest_checkpoint(checkpoint_path, check=check_checkpoint_health)
     if latest is not None:
         checkpoint, source = latest
         saved_config, current = checkpoint.get("config", {}), config_to_dict(config)
         check_resume(saved_config, current, RUNTIME_ONLY_KEYS | RECOVERY_KEYS, source=str(source))
         step, skipped = restore_checkpoint(checkpoint, model, optimizer, scaler, steps_per_epoch, str(source))
+        _restore_step_hooks(step_hooks, checkpoint.get("step_hooks", []), source)
         logger.info("resuming from %s at step %d (epoch %d)", source, step, step // steps_per_epoch)
         recovery = changed_settings(saved_config, current, RUNTIME_ONLY_KEYS)
         if recovery:
@@ -206,7 +234,16 @@ def _build_run(config: PretrainConfig, context: DistributedContext, steps_per_ep
     logger.info("precision %s on %s, %d process(es), %d steps per epoch", precision, device, context.world_size,
                 steps_per_epoch)
     return Run(config, context, model, network, optimizer, scaler, PRECISIONS[precision], steps_per_epoch,
-               checkpoint_path, step=step, skipped_images=skipped, saved_file=source, saved_step=step)
+               checkpoint_path, step_hooks, step=step, skipped_images=skipped, saved_file=source, saved_step=step)
+
+
+def _restore_step_hooks(step_hooks: Sequence[StepHook], states: list[dict[str, Any]], source: Path) -> None:
+    """Puts back each hook's saved state; a hook the checkpoint has no state for starts afresh (warned)."""
+    for index, hook in enumerate(step_hooks):
+        if index < len(states):
+            hook.load_state_dict(states[index])
+        else:
+            logger.warning("%s holds no state for step hook %s; it starts afresh", source, type(hook).__name__)
 
 
 @dataclass
@@ -234,13 +271,14 @@ def _train_epochs(run: Run, data: TrainingData, stats: StatsLogger, progress: Pr
     for epoch in range(run.step // run.steps_per_epoch, config.epochs):
         data.set_epoch(epoch, run.step - epoch * run.steps_per_epoch)
         run.network.train()
-        for view1, view2, skipped in data.batches:
+        for view1, view2, skipped, *labels in data.batches:
             learning_rates = adjust_learning_rate(
                 run.optimizer, run.step, run.steps_per_epoch, config.epochs, config.batch_size,
                 warmup_epochs=config.optim.warmup_epochs, end_factor=config.optim.end_factor,
                 lr_weights=config.optim.lr_weights, lr_biases=config.optim.lr_biases)
             loss = _train_step(run, view1.to(device, non_blocking=True, memory_format=memory_format),
-                               view2.to(device, non_blocking=True, memory_format=memory_format))
+                               view2.to(device, non_blocking=True, memory_format=memory_format),
+                               labels[0].to(device, non_blocking=True) if labels else None)
             nonfinite_losses += (~torch.isfinite(loss)).long()
             run.step += 1
             steps_this_process += 1
@@ -281,15 +319,20 @@ def _checkpoint_due(config: PretrainConfig, step: int, epoch: int, end_of_epoch:
     return end_of_epoch and ((epoch + 1) % config.checkpoint_every_epochs == 0 or epoch + 1 == config.epochs)
 
 
-def _train_step(run: Run, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
-    """One optimizer step on a batch of view pairs; returns the detached loss (still on the device)."""
+def _train_step(run: Run, view1: torch.Tensor, view2: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """One optimizer step on a batch of view pairs (then the step hooks'); returns the detached loss."""
     run.optimizer.zero_grad(set_to_none=True)
     dtype = run.autocast_dtype
     with torch.autocast(device_type=view1.device.type, dtype=dtype, enabled=dtype is not None):
-        loss = run.network(view1, view2)
+        if run.step_hooks:
+            loss, features = run.network(view1, view2, return_features=True)
+        else:
+            loss = run.network(view1, view2)
     run.scaler.scale(loss).backward()
     run.scaler.step(run.optimizer)
     run.scaler.update()
+    for hook in run.step_hooks:
+        hook.after_step(features.flatten(1), labels)
     return loss.detach()
 
 

@@ -158,12 +158,15 @@ class BarlowTwinsTransform:
     The image is a PIL image (any mode; converted to RGB) or an RGB uint8 (3, H, W) tensor.
     """
 
-    def __init__(self, size: int = 224) -> None:
+    def __init__(self, size: int = 224, crop_scale: tuple[float, float] | None = None,
+                 view_recipes: tuple[ViewRecipe, ViewRecipe] | None = None) -> None:
+        """``crop_scale`` and ``view_recipes`` default to the paper's ``CROP_SCALE`` and ``VIEW_RECIPES``."""
         if size < 1:
             raise ValueError(f"size must be positive, got {size}")
         self.size = size
+        self.view_recipes = view_recipes  # None: the module's VIEW_RECIPES, read at each call
         # Holds the crop parameters; its ``get_params`` draws each view's crop box.
-        self.crop = transforms_v1.RandomResizedCrop(size, scale=CROP_SCALE, interpolation=BICUBIC)
+        self.crop = transforms_v1.RandomResizedCrop(size, scale=crop_scale or CROP_SCALE, interpolation=BICUBIC)
         self.jitter = transforms_v1.ColorJitter(**JITTER_STRENGTH)
         self._mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
         self._inverse_std = 1 / torch.tensor(IMAGENET_STD).view(3, 1, 1)
@@ -178,7 +181,8 @@ class BarlowTwinsTransform:
         if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"expected a PIL image or an RGB uint8 (3, H, W) tensor, got {image.dtype} "
                              f"{tuple(image.shape)}")
-        return self.view(image, VIEW_RECIPES[0]), self.view(image, VIEW_RECIPES[1])
+        first, second = self.view_recipes or VIEW_RECIPES
+        return self.view(image, first), self.view(image, second)
 
     def view(self, image: Tensor, recipe: ViewRecipe) -> Tensor:
         """One augmented view of an RGB uint8 (3, H, W) image."""

@@ -8,9 +8,43 @@
 #      report                                                                         (configs/suite/demo.yaml)
 # Re-running resumes: finished stages and tasks are reused. Output: $DEMO_OUTPUT (default ./demo_output).
 # Extra arguments go to the suite, e.g. ./tools/demo.sh --tasks voc07_svm knn
+#
+# Your own images instead: ./tools/demo.sh --images DIR [key=value ...] pretrains with the small-image recipe
+# (configs/pretrain/my_images.yaml: small stem, 32 px) on DIR (a flat folder, an ImageFolder tree, or a CIFAR/STL-10
+# download folder) and plots the loss, online-probe and kNN curves (probe/kNN need labels: DIR/<class>/ with a
+# sibling DIR/../val/, or CIFAR/STL-10). Output: $DEMO_OUTPUT (default ./my_images_output).
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 install_project test
 cd "${repo_root}"
+
+if [[ "${1:-}" == "--images" ]]; then
+  images="${2:?--images needs a folder}"
+  shift 2
+  out="${DEMO_OUTPUT:-my_images_output}"
+  knn=()
+  if [[ -d "${images}/../val" ]]; then
+    knn=("knn.every_epochs=5" "knn.train_root=${images}" "knn.val_root=${images}/../val")
+  fi
+  tools/pretrain.sh configs/pretrain/my_images.yaml "output_dir=${out}/pretrain" "data.root=${images}" "${knn[@]}" "$@"
+  "${PYTHON_BIN}" - "${out}" <<'PLOT'
+import sys
+from pathlib import Path
+
+from transfer.report.plots import pretraining_plots
+from transfer.report.pretrain_stats import read_pretrain_stats
+
+out = Path(sys.argv[1])
+curves = read_pretrain_stats(out / "pretrain" / "stats.jsonl")
+(out / "plots").mkdir(parents=True, exist_ok=True)
+for plot in pretraining_plots({"your images": curves}, out / "plots"):
+    print(f"plot: {plot.path}")
+for name, points in (("online linear probe", curves.probe_top1), ("kNN", curves.knn_top1)):
+    if points:
+        print(f"{name} top-1 by {curves.knn_axis}: " + ", ".join(f"{x:g}: {y:.1f}" for x, y in points))
+PLOT
+  echo "backbone: ${out}/pretrain/resnet18.pth (small stem; ${out}/pretrain/resnet18.json)"
+  exit 0
+fi
 
 out="${DEMO_OUTPUT:-demo_output}"
 data="${out}/data"

@@ -5,7 +5,8 @@ Every image shows generated coloured shapes (circle, cross, square, star, triang
 backgrounds, so labels, boxes and masks are exact and a pretrained backbone can learn them.
 
     python tools/make_demo_data.py OUT_DIR [--images-per-class N] [--size PX] [--seed S]
-                                   [--layouts imagefolder,voc,coco,places205,places365,inat2018,imagenet,unlabeled]
+                                   [--layouts imagefolder,voc,coco,places205,places365,inat2018,imagenet,unlabeled,
+                                             cifar10,cifar100,stl10]
 
 OUT_DIR must be missing, empty, or an earlier output of this tool (marked by ``OUT_DIR/.demo_data``),
 which is then deleted and regenerated. The same arguments always give byte-identical files.
@@ -25,6 +26,7 @@ _TOOLS_DIR = str(Path(__file__).resolve().parent)
 if _TOOLS_DIR not in sys.path:
     sys.path.insert(0, _TOOLS_DIR)
 
+from demo_data.arrays import write_cifar10, write_cifar100, write_stl10  # noqa: E402
 from demo_data.coco import write_coco  # noqa: E402
 from demo_data.folders import write_imagefolder, write_imagenet, write_unlabeled  # noqa: E402
 from demo_data.inat import write_inat2018  # noqa: E402
@@ -45,6 +47,9 @@ LAYOUTS: dict[str, Callable[[Path, DemoSpec], str]] = {
     "inat2018": write_inat2018,
     "imagenet": write_imagenet,
     "unlabeled": write_unlabeled,
+    "cifar10": write_cifar10,
+    "cifar100": write_cifar100,
+    "stl10": write_stl10,
 }
 
 

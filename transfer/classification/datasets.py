@@ -23,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import datasets as tv_datasets
 
+from core.image_arrays import ARRAY_FORMATS, ArrayDatasetError, ImageArray, find_array_dataset, load_array_split
 from transfer.catalog import VOC_CLASSES, DatasetError, UnreadableImageError
 from transfer.classification.subset_lists import read_subset_names
 
@@ -206,6 +207,32 @@ def build_inat2018(root: Path, split: str, **options: Any) -> ImageListDataset:
     return ImageListDataset("inat2018", split, paths, targets, [names[i] for i in category_ids], **options)
 
 
+class ArrayImageDataset(ImageListDataset):
+    """An ``ImageListDataset`` over decoded arrays (``core.image_arrays``); ``paths`` are ``<name>/<split>/<i>``."""
+
+    def __init__(self, images: ImageArray, **options: Any) -> None:
+        super().__init__(images.name, images.split, [images.item_name(i) for i in range(len(images))],
+                         images.labels, list(images.classes), **options)
+        self.images = images
+
+    def load_image(self, index: int) -> tuple[Image.Image, bool]:
+        return self.images[index], True
+
+
+def _array_builder(name: str) -> Callable[..., ImageListDataset]:
+    """Builder of CIFAR-10/100 (``train``/``test``) or STL-10 (``train``/``test``); ``root`` as torchvision's."""
+    def build(root: Path, split: str, **options: Any) -> ImageListDataset:
+        require_split(name, split, ("train", "test"))
+        found = find_array_dataset(root)
+        if found is None or found[0].name != name:
+            raise DatasetError(f"{name} root {root} holds no {ARRAY_FORMATS[name].folder}/ folder")
+        try:
+            return ArrayImageDataset(load_array_split(found[1], split), **options)
+        except ArrayDatasetError as error:
+            raise DatasetError(str(error)) from None
+    return build
+
+
 def _image_folder(name: str, directory: Path, split: str, **options: Any) -> ImageListDataset:
     require_path(directory, f"{name} split '{split}' folder" if split else f"{name} folder")
     folder = tv_datasets.ImageFolder(str(directory))
@@ -232,6 +259,7 @@ DATASETS: dict[str, Callable[..., ImageListDataset]] = {
     "inat2018": build_inat2018,
     "imagenet": build_imagenet,
     "imagefolder": build_imagefolder,
+    **{name: _array_builder(name) for name in ("cifar10", "cifar100", "stl10")},
 }
 
 

@@ -78,17 +78,20 @@ def _line_plot(series: Mapping[str, Sequence[tuple[float, float]]], title: str, 
 
 
 def pretraining_plots(curves_by_label: Mapping[str, PretrainCurves], plots_dir: Path) -> list[Plot]:
-    """Pretraining loss vs step, and kNN top-1 where the stats have it."""
+    """Pretraining loss vs step, and kNN and online-probe top-1 (one plot) where the stats have them."""
     plots = []
     losses = {label: curves.loss for label, curves in curves_by_label.items() if curves.loss}
     if losses:
         plots.append(_line_plot(losses, "Pretraining loss", "step", "Barlow Twins loss",
                                 plots_dir / "pretrain_loss.png"))
-    knn = {label: curves.knn_top1 for label, curves in curves_by_label.items() if curves.knn_top1}
-    if knn:
-        axes = sorted({curves_by_label[label].knn_axis for label in knn})
-        plots.append(_line_plot(knn, "Pretraining kNN top-1", " / ".join(axes), "kNN top-1 (%)",
-                                plots_dir / "pretrain_knn.png"))
+    monitors = {f"{label} {name}" if curves.probe_top1 else label: points
+                 for label, curves in curves_by_label.items()
+                 for name, points in (("kNN", curves.knn_top1), ("linear probe", curves.probe_top1)) if points}
+    if monitors:
+        axes = sorted({curves.knn_axis for curves in curves_by_label.values() if curves.knn_top1 or curves.probe_top1})
+        title = "Pretraining kNN top-1" + (" and online linear probe" if any(
+            curves.probe_top1 for curves in curves_by_label.values()) else "")
+        plots.append(_line_plot(monitors, title, " / ".join(axes), "top-1 (%)", plots_dir / "pretrain_knn.png"))
     return plots
 
 

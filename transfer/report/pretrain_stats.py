@@ -1,4 +1,4 @@
-"""Reads a pretraining ``stats.jsonl`` into the loss and kNN curves the report plots."""
+"""Reads a pretraining ``stats.jsonl`` into the loss, kNN and online-probe curves the report plots."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from transfer.report.errors import ReportError
 
 @dataclasses.dataclass(frozen=True)
 class PretrainCurves:
-    """Loss per optimizer step, and kNN top-1 per epoch (or per step where records carry no epoch)."""
+    """Loss per optimizer step, and kNN / online-probe top-1 per epoch (or per step where records carry no epoch)."""
 
     loss: list[tuple[float, float]]
     knn_top1: list[tuple[float, float]]
     knn_axis: str
+    probe_top1: list[tuple[float, float]] = dataclasses.field(default_factory=list)  # on knn_axis
 
 
 def _number(record: dict[str, Any], key: str, where: str) -> float:
@@ -37,8 +38,10 @@ def read_pretrain_stats(path: str | Path) -> PretrainCurves:
         raise ReportError(str(error)) from error
     loss = [(_number(record, "step", where), _number(record, "loss", where))
             for where, record in records if "loss" in record and "step" in record]
-    knn_records = [(where, record) for where, record in records if record.get("knn_top1") is not None]
-    knn_axis = "epoch" if knn_records and all("epoch" in record for _, record in knn_records) else "step"
-    knn = [(_number(record, knn_axis, where), _number(record, "knn_top1", where))
-           for where, record in knn_records if knn_axis in record]
-    return PretrainCurves(loss=loss, knn_top1=knn, knn_axis=knn_axis)
+    monitor_records = [(where, record) for where, record in records
+                       if record.get("knn_top1") is not None or record.get("probe_top1") is not None]
+    knn_axis = "epoch" if monitor_records and all("epoch" in record for _, record in monitor_records) else "step"
+    knn, probe = ([(_number(record, knn_axis, where), _number(record, key, where))
+                   for where, record in monitor_records if knn_axis in record and record.get(key) is not None]
+                  for key in ("knn_top1", "probe_top1"))
+    return PretrainCurves(loss=loss, knn_top1=knn, knn_axis=knn_axis, probe_top1=probe)

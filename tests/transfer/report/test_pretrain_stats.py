@@ -38,3 +38,12 @@ def test_errors_name_file_and_line(tmp_path):
     write_lines(path, [{"step": 1, "loss": "high"}])
     with pytest.raises(ReportError, match=r"stats.jsonl:1: 'loss' must be a number, got 'high'"):
         read_pretrain_stats(path)
+
+
+def test_online_probe_curve_is_read_next_to_knn(tmp_path):
+    path = write_lines(tmp_path / "stats.jsonl", [
+        {"step": 5, "epoch": 0, "loss": 3.0}, {"step": 5, "epoch": 0, "probe_top1": 20.0},
+        {"step": 10, "epoch": 1, "knn_top1": 30.0}, {"step": 10, "epoch": 1, "probe_top1": 35.0}])
+    curves = read_pretrain_stats(path)
+    assert curves.probe_top1 == [(0.0, 20.0), (1.0, 35.0)] and curves.knn_top1 == [(1.0, 30.0)]
+    assert curves.knn_axis == "epoch"

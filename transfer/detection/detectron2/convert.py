@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from core.atomic import atomic_write
+from core.backbone import require_imagenet_stem
 from core.checkpoint import load_backbone_state_dict
 from transfer.detection.detectron2.layout import (ARCHITECTURES, OPTIONAL_SUFFIX, ConversionError,  # noqa: F401
                                                   ResNetLayout, resnet_layout)
@@ -165,6 +166,7 @@ def convert_checkpoint(source: str | Path, output: str | Path, check_with_detect
                               "and would ignore the matching heuristics")
     resnet_layout(arch)
     state, source_format = load_backbone_state_dict(source, arch)
+    require_imagenet_stem(state, str(source), "detectron2's ResNet")
     model = convert_state_dict(state, arch)
     if check_with_detectron2 is None:
         check_with_detectron2 = detectron2_available()

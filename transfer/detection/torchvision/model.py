@@ -18,6 +18,7 @@ from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
 from torchvision.ops import FrozenBatchNorm2d
 
+from core.backbone import require_imagenet_stem
 from core.checkpoint import CheckpointError, load_backbone_state_dict
 from transfer.detection.torchvision.config import ModelConfig
 
@@ -40,6 +41,7 @@ def build_resnet(model: ModelConfig) -> nn.Module:
     if model.random_init:
         return resnet
     state, _ = load_backbone_state_dict(model.weights, model.arch, model.weights_source, model.weights_format)
+    require_imagenet_stem(state, str(model.weights), "the torchvision detection engine")
     if model.norm == "frozen_bn":  # FrozenBatchNorm2d has no step counter
         state = {key: value for key, value in state.items() if not key.endswith("num_batches_tracked")}
     incompatible = resnet.load_state_dict(state, strict=False)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core.image_arrays import ArrayDatasetError, ImageArray
+from core.image_array import ArrayDatasetError, ImageArray
 
 CIFAR_SIDE = 32
 # (module, name) pairs an ndarray pickle refers to (numpy 1.x and 2.x module paths, and _codecs.encode that

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from core.image_arrays import ArrayDatasetError, ConcatenatedPixels, ImageArray
+from core.image_array import ArrayDatasetError, ConcatenatedPixels, ImageArray
 
 STL10_SIDE = 96
 IMAGE_BYTES = 3 * STL10_SIDE * STL10_SIDE

@@ -10,6 +10,7 @@ import torch  # noqa: E402  (after the environment is set)
 
 torch.set_num_threads(1)
 
+import errno  # noqa: E402
 import importlib.util  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -65,3 +66,36 @@ def hold_output_lock():
     for process in processes:
         process.kill()
         process.wait()
+
+
+class FullDiskFile:
+    """A binary file object whose writes fail with ENOSPC once ``capacity`` bytes were written (a full disk)."""
+
+    def __init__(self, handle, capacity: int = 0):
+        self._handle, self._capacity = handle, capacity
+
+    def write(self, data) -> int:
+        if self._handle.tell() + len(data) > self._capacity:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self._handle.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._handle.close()
+
+
+@pytest.fixture
+def fill_disk(monkeypatch):
+    """``fill_disk(capacity)``: from then on, files opened by ``core.atomic`` accept ``capacity`` bytes and then
+    fail like a full disk."""
+    real_fdopen = os.fdopen
+
+    def fill(capacity: int = 0) -> None:
+        monkeypatch.setattr(os, "fdopen", lambda fd, mode: FullDiskFile(real_fdopen(fd, mode), capacity))
+
+    return fill

@@ -2,7 +2,6 @@
 
 import errno
 import json
-import os
 
 import pytest
 import torch
@@ -28,32 +27,10 @@ def test_json_written_and_parent_created(tmp_path):
     assert json.loads(target.read_text()) == {"mAP": 86.2}
 
 
-class _FullDiskFile:
-    """A binary file object whose writes fail with ENOSPC once ``capacity`` bytes were written."""
-
-    def __init__(self, handle, capacity: int):
-        self._handle, self._capacity = handle, capacity
-
-    def write(self, data) -> int:
-        if self._handle.tell() + len(data) > self._capacity:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return self._handle.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self._handle, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self._handle.close()
-
-
 @pytest.fixture
-def full_disk(monkeypatch):
+def full_disk(fill_disk):
     """Files opened by ``atomic_write`` accept 64 bytes, then fail like a full disk."""
-    real_fdopen = os.fdopen
-    monkeypatch.setattr(os, "fdopen", lambda fd, mode: _FullDiskFile(real_fdopen(fd, mode), capacity=64))
+    fill_disk(64)
 
 
 def test_full_disk_names_the_file_and_free_space_and_keeps_the_old_file(tmp_path, full_disk):

@@ -11,7 +11,6 @@ in docs/reliability.md from the outcomes of this run (see conftest.py).
 
 from __future__ import annotations
 
-import errno
 import os
 import random
 import shutil
@@ -218,33 +217,11 @@ def test_unwritable_output(name, inputs, tmp_path, capsys, expect):
     assert f"cannot use {tmp_path / 'a_file'} as the {command.what} output folder" in line
 
 
-class _FullDisk:
-    """A file whose writes fail with ENOSPC (what a full disk does to ``write``)."""
-
-    def __init__(self, handle):
-        self.handle = handle
-
-    def write(self, data):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    def __getattr__(self, name):
-        return getattr(self.handle, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.handle.close()
-
-
 @pytest.mark.parametrize("name", cases("full disk"))
-def test_full_disk(name, inputs, tmp_path, capsys, monkeypatch, expect):
+def test_full_disk(name, inputs, tmp_path, capsys, fill_disk, expect):
     expect("full disk", name)
-    import core.atomic
-
     command = COMMANDS[name]
-    real_fdopen = os.fdopen
-    monkeypatch.setattr(core.atomic.os, "fdopen", lambda fd, mode: _FullDisk(real_fdopen(fd, mode)))
+    fill_disk()
     status = command.main()(command.arguments(inputs, tmp_path / "out"))
     err = capsys.readouterr().err
     assert status == 2, err

@@ -3,7 +3,6 @@ are one-line errors; two runs never share an output folder."""
 
 from __future__ import annotations
 
-import errno
 import os
 import subprocess
 import sys
@@ -12,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import core.atomic
 from core.checkpoint import previous_generation
 from pretrain.__main__ import main
 from pretrain.train import pretrain
@@ -94,30 +92,12 @@ def test_corrupt_newest_generation_resumes_from_the_previous(image_folder, tmp_p
     assert load(output / "checkpoint.pth")["step"] == 6
 
 
-def test_full_disk_is_one_line_and_keeps_the_checkpoint(image_folder, tmp_path, monkeypatch, capsys):
+def test_full_disk_is_one_line_and_keeps_the_checkpoint(image_folder, tmp_path, fill_disk, capsys):
     output = tmp_path / "run"
     arguments = tiny_arguments(image_folder, output)
     assert main([*arguments, "stop_after_steps=2"]) == 75
     before = (output / "checkpoint.pth").read_bytes()
-    real_fdopen = os.fdopen
-
-    class FullDisk:
-        def __init__(self, handle):
-            self.handle = handle
-
-        def write(self, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        def __getattr__(self, name):
-            return getattr(self.handle, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.handle.close()
-
-    monkeypatch.setattr(core.atomic.os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode)))
+    fill_disk()
     capsys.readouterr()
     assert main([*arguments, "checkpoint_every_steps=1"]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]

@@ -1,7 +1,8 @@
 """Detection transfer: detectron2 (``train_net``, weight conversion) and torchvision engines.
 
-Importing this package never imports detectron2; only the ``d2_verify``, ``d2_evaluators``,
-``roi_heads`` and ``train_net`` modules need it.
+The engine-neutral front (``engines``, ``launch``, ``tasks``) and the two engines, ``torchvision/`` and
+``detectron2/``. Importing this package never imports detectron2; only ``detectron2.verify``,
+``detectron2.evaluators``, ``detectron2.roi_heads`` and ``detectron2.train_net`` need it.
 """
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from core.checkpoint import WeightsFile
 from core.results import TaskResult
-from transfer.detection.detectron2.results import ENGINE, protocol_facts
+from transfer.detection.detectron2.results import protocol_facts
 from transfer.detection.detectron2.tasks import DatasetsBuilder, config_value, model_config
 from transfer.detection.detectron2.layout import resnet_layout
 from transfer.detection.launch import launches_subprocess, node_processes, run_launched

@@ -13,7 +13,7 @@ import torchvision
 
 from core.resume import ResumeError
 
-from core.checkpoint import CheckpointError, load_checkpoint
+from core.checkpoint import load_checkpoint
 from core.config import config_to_dict
 from transfer.detection.__main__ import main as detection_main
 from transfer.detection.torchvision.config import load_detection_config

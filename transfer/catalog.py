@@ -45,3 +45,10 @@ PLACES365 = DatasetLayout("places365", ("places365", "Places365"), ("categories_
                                                                      "places365_val.txt"))
 INAT2018 = DatasetLayout("inat2018", ("inat2018", "iNaturalist2018", "inaturalist"), ("train2018.json", "val2018.json"))
 IMAGENET = DatasetLayout("imagenet", ("imagenet", "ImageNet", "ILSVRC2012"), ("train", "val"))
+# The array data sets as torchvision downloads them (read by core.image_arrays), directly under the data root or
+# in a folder of their own name.
+CIFAR10 = DatasetLayout("cifar10", ("cifar-10-batches-py", "cifar10/cifar-10-batches-py"),
+                        ("data_batch_1", "data_batch_5", "test_batch", "batches.meta"))
+CIFAR100 = DatasetLayout("cifar100", ("cifar-100-python", "cifar100/cifar-100-python"), ("train", "test", "meta"))
+STL10 = DatasetLayout("stl10", ("stl10_binary", "stl10/stl10_binary"),
+                      ("train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin", "class_names.txt"))

@@ -17,6 +17,7 @@ from typing import Any
 # The vocabulary of protocol facts, in the order the report names them.
 PROTOCOL_KEYS: dict[str, str] = {
     "arch": "backbone",
+    "stem": "stem",
     "engine": "engine",
     "model": "model",
     "processes": "processes",
@@ -24,6 +25,7 @@ PROTOCOL_KEYS: dict[str, str] = {
     "iterations": "iterations",
     "epochs": "epochs",
     "mode": "head input",
+    "optimizer": "optimizer",
     "base_lr": "learning rate",
     "backbone_lr": "trunk learning rate",
     "lr_schedule": "schedule",
@@ -32,6 +34,10 @@ PROTOCOL_KEYS: dict[str, str] = {
     "feature_dim": "feature dim",
     "image_size": "image size",
     "train_subset": "train subset",
+    "augmentation": "train augmentation",
+    "trunk_batchnorm": "trunk BatchNorm",
+    "knn_k": "k",
+    "knn_temperature": "temperature",
     "metric": "metric",
 }
 NOT_RECORDED = "not recorded"

@@ -1,4 +1,5 @@
-"""The Barlow Twins paper's published numbers (Tables 1-4, with the compared methods), shipped as package data."""
+"""Published numbers shipped as package data: the Barlow Twins paper's (Tables 1-4, with the compared methods),
+and the peer-library numbers the small-image tasks are compared with (``cited_results.json``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import json
 from importlib import resources
 from typing import Any
 
+from transfer.registry import CitedResult
+
 PUBLISHED_RESULTS_FILE = "barlow_twins_published_results.json"
+CITED_RESULTS_FILE = "cited_results.json"
 
 
 @functools.cache
@@ -15,6 +19,21 @@ def published_results() -> dict[str, Any]:
     """The whole published-results document: ``{table: {"metric": [...], "rows": {method: [values]}}}``."""
     text = resources.files("transfer").joinpath("published", PUBLISHED_RESULTS_FILE).read_text()
     return json.loads(text)
+
+
+@functools.cache
+def _cited_document() -> dict[str, Any]:
+    return json.loads(resources.files("transfer").joinpath("published", CITED_RESULTS_FILE).read_text())["results"]
+
+
+def cited_result(task: str) -> CitedResult:
+    """The cited number of ``task`` from ``cited_results.json``; ``KeyError`` naming the known tasks otherwise."""
+    document = _cited_document()
+    if task not in document:
+        raise KeyError(f"{CITED_RESULTS_FILE} has no entry for task '{task}'; known: {', '.join(document)}")
+    entry = document[task]
+    return CitedResult(method=entry["method"], values={key: float(value) for key, value in entry["values"].items()},
+                       source=entry["source"], note=entry.get("note", ""), comparable=bool(entry["comparable"]))
 
 
 def published_value(table: str, method: str, metric: str) -> float | None:

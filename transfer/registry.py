@@ -1,11 +1,11 @@
 """The one task registry: every transfer task registers a ``TaskSpec``; the CLIs, the suite and the report read it.
 
 A spec says everything the rest of the pipeline needs to know about a task: the datasets it reads and the files
-that prove they are on disk, its metrics, the paper table and columns it reports into, whether it is stochastic
-(repeated over seeds), its runner for each engine, and the protocol that makes its number comparable with the
-paper's. Task modules register themselves on import; the task packages listed in ``TASK_PACKAGES`` are imported
-(every module in them) the first time the registry is read, so adding a task is one new module in one of those
-packages, plus its config file, and no edit anywhere else.
+that prove they are on disk, its metrics, the paper table and columns it reports into (or a peer library's cited
+number), whether it is stochastic (repeated over seeds), its runner for each engine, and the protocol that makes
+its number comparable with the published one. Task modules register themselves on import; the task packages listed
+in ``TASK_PACKAGES`` are imported (every module in them) the first time the registry is read, so adding a task is
+one new module in one of those packages, plus its config file, and no edit anywhere else.
 """
 
 from __future__ import annotations
@@ -63,6 +63,21 @@ class PaperEntry:
 
 
 @dataclasses.dataclass(frozen=True)
+class CitedResult:
+    """A published number from outside the paper (a peer library's results table) that a task is compared with.
+
+    ``comparable`` is False when the source's protocol cannot be followed by this project (another stem, say):
+    the report then names the number and ``note`` in a note, never as a row beside measured results.
+    """
+
+    method: str
+    values: Mapping[str, float]  # metric -> value
+    source: str  # where the number is stated (repository, file, table, commit)
+    note: str = ""
+    comparable: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
 class TaskRun:
     """The typed arguments of one run of a task."""
 
@@ -77,6 +92,7 @@ class TaskRun:
     config_file: str | None = None  # replaces the spec's protocol config
     baseline: bool = False  # a reference column (random init, or a backbone named as the baseline)
     processes: int | None = None  # detection: processes (one per GPU) to train with; None: every GPU of the node
+    stem: str | None = None  # the random-init trunk's stem (imagenet or small); weights carry their own
 
 
 Runner = Callable[["TaskSpec", TaskRun], TaskResult]
@@ -96,6 +112,7 @@ class TaskSpec:
     protocol: Protocol
     config: Path | None = None  # the protocol config file the runner reads by default
     paper: PaperEntry | None = None
+    cited: CitedResult | None = None  # a peer library's number for tasks outside the paper (small images)
     per_class: Mapping[str, str] = dataclasses.field(default_factory=dict)  # per_class key -> chart title
     stochastic: bool = False  # repeated with seeds seed, seed+1, ... under --trials
     default: bool = True  # part of the suite when no tasks are named

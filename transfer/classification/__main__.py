@@ -39,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--random-init", action="store_true", help="evaluate a randomly initialised trunk (baseline)")
     parser.add_argument("--baseline", action="store_true", help="mark the result as a reference column of the report")
     parser.add_argument("--arch", default="resnet50")
+    parser.add_argument("--stem", choices=("imagenet", "small"),
+                        help="stem of the --random-init trunk (default imagenet; weights carry their own)")
     parser.add_argument("--seed", type=int, help="seed of the stochastic tasks (linear, semi-supervised)")
     add_checkpoint_arguments(parser)
     parser.add_argument("--data-root", required=True, help="the data set's own root, e.g. .../VOCdevkit/VOC2007")
@@ -54,7 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     run = TaskRun(weights=weights_file(args.weights, args.source, args.checkpoint_format),
                   data_root=Path(args.data_root), output_dir=Path(args.output), arch=args.arch, seed=args.seed,
-                  overrides=tuple(args.overrides), config_file=args.config, baseline=args.baseline or args.random_init)
+                  overrides=tuple(args.overrides), config_file=args.config, baseline=args.baseline or args.random_init,
+                  stem=args.stem)
 
     def body() -> int:
         result = run_task(tasks[args.task], run, ENGINE)

@@ -4,7 +4,8 @@ Layers (``FEATURE_LAYERS``): ``res5`` = global-average-pooled last stage (2048-d
 default), and VISSL's pooled variants ``res5_vissl8k`` (AvgPool2d(6, stride 1) on the 7x7 res5 map:
 2x2x2048 = 8192-d) and ``res4_vissl9k`` (AvgPool2d(8, stride 3) on the 14x14 res4 map: 3x3x1024 = 9216-d).
 Test transforms (``TEST_TRANSFORMS``): ``center_crop`` = Resize(256) + CenterCrop(224) and VISSL's
-``vissl_resize`` = Resize(256) + Resize((224, 224)), scaled for other image sizes. The trunk runs in eval
+``vissl_resize`` = Resize(256) + Resize((224, 224)), scaled for other image sizes, and ``resize`` = Resize((s, s))
+for small images evaluated at their own size (a no-op on CIFAR at 32 px). The trunk runs in eval
 mode, under AMP and channels_last on GPU; with ``torchrun`` each process fills its own chunks of the cache.
 
     torchrun --nproc_per_node 8 -m transfer.classification.features --weights resnet50.pth --dataset voc2007 \
@@ -43,6 +44,8 @@ def _resize_size(image_size: int) -> int:
 TEST_TRANSFORMS: dict[str, Callable[[int], list]] = {
     "center_crop": lambda size: [transforms.Resize(_resize_size(size)), transforms.CenterCrop(size)],
     "vissl_resize": lambda size: [transforms.Resize(_resize_size(size)), transforms.Resize((size, size))],
+    # Small images at their own size (CIFAR's 32 px, STL-10's 96 px pass unchanged; others are squashed to it).
+    "resize": lambda size: [transforms.Resize((size, size))],
 }
 
 
@@ -218,6 +221,7 @@ def cached_features(loaded: LoadedBackbone, arch: str, dataset_name: str, data_r
     """
     key = {"weights_sha256": loaded.weights_sha256 or loaded.weights, "arch": arch, "dataset": dataset_name,
            **({"weights_source": loaded.source} if loaded.source else {}),
+           **({"stem": loaded.stem} if loaded.stem != "imagenet" else {}),  # random trunks differ only by stem
            "data_root": str(Path(data_root).resolve()), "split": split, "layer": config.layer,
            "transform": config.transform, "image_size": config.image_size, "dtype": config.dtype}
     cache = FeatureCache(cache_root, key)

@@ -8,12 +8,15 @@ One training loop serves every protocol; the configs in ``configs/transfer/`` fi
 * Official ImageNet linear (``evaluate.py --weights freeze``): Linear head (N(0, 0.01) weights, zero bias),
   SGD momentum 0.9, LR 0.3, weight decay 1e-6, cosine over 100 epochs, batch 256, best top-1/top-5.
 * Semi-supervised (``--weights finetune``): the trunk trains too (own LR, train mode) on a subset.
+* mix-bt's small-image linear.py (CIFAR): Linear head, Adam LR 0.01 decayed exponentially to 1e-6 over 200
+  epochs, weight decay 5e-6, batch 512, training images with colour augmentation, and the frozen trunk in
+  train mode (its BatchNorm uses batch statistics, ``trunk_batchnorm: batch``), top-1 after the last epoch.
 
-Train transform RandomResizedCrop + flip, test Resize + CenterCrop. ``mode: features`` is the fast mode:
-the head trains on cached features (test transform, no augmentation). ``torchrun`` runs it with DDP (the
-head's BatchNorm synchronised on GPUs, as VISSL's SyncBN). The state is checkpointed each epoch and a
-rerun resumes from it; a rerun whose protocol differs from the checkpoint's is refused (only ``epochs``
-of a multistep schedule may grow).
+Train transform RandomResizedCrop + flip (``augmentation``), test Resize + CenterCrop (Resize for small
+images). ``mode: features`` is the fast mode: the head trains on cached features (test transform, no
+augmentation). ``torchrun`` runs it with DDP (the head's BatchNorm synchronised on GPUs, as VISSL's SyncBN).
+The state is checkpointed each epoch and a rerun resumes from it; a rerun whose protocol differs from the
+checkpoint's is refused (only ``epochs`` of a multistep schedule may grow).
 
 Reproducible across interruption: an epoch's batches are a function of (seed, epoch) and each image's
 crop and flip a function of (seed, epoch, index) (``core.sampling``), never of the global generators, so a
@@ -28,7 +31,7 @@ import dataclasses
 import logging
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -48,9 +51,31 @@ from transfer.classification.datasets import ItemsWithPath, build_dataset, subse
 from transfer.classification.features import (IMAGENET_MEAN, IMAGENET_STD, TEST_TRANSFORMS, FeatureConfig,
                                               cached_features, evaluation_transform, layer_channels, layer_spec,
                                               pooled_positions, trunk_feature_maps)
+from transfer.classification.linear_optimizer import OPTIMIZERS, SCHEDULES, build_optimizer
 from transfer.classification.skipped_images import SkippedImages
 
 logger = logging.getLogger(__name__)
+
+
+def _color_augmentations() -> list:
+    return [transforms.RandomApply([transforms.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+            transforms.RandomGrayscale(p=0.2)]
+
+
+# The training-image augmentations of the linear protocols.
+TRAIN_AUGMENTATIONS: dict[str, Callable[[int], list]] = {
+    # RandomResizedCrop + horizontal flip, as both VISSL and evaluate.py train linear heads.
+    "crop_flip": lambda size: [transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip()],
+    # mix-bt's linear.py on CIFAR: its pretraining augmentations without blur (scale 0.08-1, bilinear).
+    "crop_flip_color": lambda size: [transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
+                                     *_color_augmentations()],
+}
+
+
+def train_transform(image_size: int, augmentation: str = "crop_flip") -> transforms.Compose:
+    """The ``TRAIN_AUGMENTATIONS`` entry at ``image_size``, then ImageNet normalisation."""
+    return transforms.Compose([*TRAIN_AUGMENTATIONS[augmentation](image_size), transforms.ToTensor(),
+                               transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
 @dataclasses.dataclass
@@ -71,9 +96,13 @@ class LinearConfig:
     nesterov: bool = True
     weight_decay: float = 5e-4
     decay_batchnorm: bool = False
-    schedule: Literal["multistep", "cosine"] = "multistep"
+    optimizer: Literal["sgd", "adam"] = "sgd"  # adam ignores momentum and nesterov
+    schedule: Literal["multistep", "cosine", "exponential"] = "multistep"
     milestones: list[int] = dataclasses.field(default_factory=lambda: [4, 8, 12])
     gamma: float = 0.1
+    final_lr: float = 0.0  # exponential: the LR after the last epoch (unscaled, like lr)
+    augmentation: str = "crop_flip"  # TRAIN_AUGMENTATIONS (mode=images)
+    trunk_batchnorm: Literal["frozen", "batch"] = "frozen"  # batch: a frozen trunk's BN trains on batch statistics
     image_size: int = 224
     test_transform: str = "center_crop"
     num_workers: int = 8
@@ -90,6 +119,14 @@ class LinearConfig:
         require_value(0 <= self.momentum < 1, "momentum", self.momentum, "in [0, 1)")
         require_value(self.momentum > 0 or not self.nesterov, "momentum", self.momentum, "> 0 with nesterov=true")
         require_value(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
+        require_value(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}")
+        require_value(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {', '.join(SCHEDULES)}")
+        if self.schedule == "exponential":
+            require_value(0 < self.final_lr < self.lr, "final_lr", self.final_lr, f"in (0, lr={self.lr:g})")
+        require_value(self.augmentation in TRAIN_AUGMENTATIONS, "augmentation", self.augmentation,
+                      f"one of {', '.join(TRAIN_AUGMENTATIONS)}")
+        require_value(self.trunk_batchnorm in ("frozen", "batch"), "trunk_batchnorm", self.trunk_batchnorm,
+                      "frozen or batch")
         require_value(all(step > 0 for step in self.milestones) and self.milestones == sorted(self.milestones),
                       "milestones", self.milestones, "increasing positive epochs")
         require_value(self.image_size >= 32, "image_size", self.image_size, ">= 32 (a ResNet halves it 5 times)")
@@ -130,16 +167,19 @@ def build_head(kind: str, channels: int, positions: int, num_classes: int) -> nn
 
 
 class TrunkClassifier(nn.Module):
-    """Trunk (pooled as ``layer``) + head; the trunk runs without gradients, in eval mode, when frozen."""
+    """Trunk (pooled as ``layer``) + head; a frozen trunk runs without gradients, in eval mode unless
+    ``batch_statistics`` (then its BatchNorm normalises with, and keeps running averages of, the training batches)."""
 
-    def __init__(self, trunk: nn.Module, head: nn.Module, finetune: bool, layer: str = "res5") -> None:
+    def __init__(self, trunk: nn.Module, head: nn.Module, finetune: bool, layer: str = "res5",
+                 batch_statistics: bool = False) -> None:
         super().__init__()
         self.trunk, self.head, self.finetune = trunk, head, finetune
+        self.batch_statistics = batch_statistics  # a frozen trunk's BatchNorm in train mode (mix-bt's linear.py)
         self.spec = layer_spec(layer)
 
     def train(self, mode: bool = True) -> "TrunkClassifier":
         super().train(mode)
-        if not self.finetune:
+        if not self.finetune and not self.batch_statistics:
             self.trunk.eval()  # frozen trunk: BatchNorm statistics stay as pretrained
         return self
 
@@ -148,42 +188,6 @@ class TrunkClassifier(nn.Module):
             maps = trunk_feature_maps(self.trunk, images, self.spec.last_stage)
             features = self.spec.pool(maps).flatten(1)
         return self.head(features.float())
-
-
-def parameter_groups(model: nn.Module, config: LinearConfig, lr_scale: float) -> list[dict]:
-    """Head (and trunk, when fine-tuned) groups; BatchNorm parameters without weight decay unless configured."""
-    groups = []
-    for name, lr in (("head", config.lr), ("trunk", config.lr_backbone)):
-        module = getattr(model, name, model if name == "head" else None)  # a bare head in features mode
-        if module is None or lr == 0:
-            continue
-        decayed, undecayed = [], []
-        for submodule in module.modules():
-            is_norm = isinstance(submodule, nn.modules.batchnorm._BatchNorm)
-            for parameter in submodule.parameters(recurse=False):
-                (undecayed if is_norm and not config.decay_batchnorm else decayed).append(parameter)
-        groups.append({"params": decayed, "lr": lr * lr_scale, "weight_decay": config.weight_decay})
-        if undecayed:
-            groups.append({"params": undecayed, "lr": lr * lr_scale, "weight_decay": 0.0})
-    return groups
-
-
-def build_optimizer(model: nn.Module, config: LinearConfig) -> tuple[torch.optim.Optimizer, object]:
-    """SGD over ``parameter_groups`` and the per-epoch LR schedule (multistep or cosine over ``epochs``)."""
-    lr_scale = config.batch_size / 256 if config.scale_lr_with_batch else 1.0
-    optimizer = torch.optim.SGD(parameter_groups(model, config, lr_scale), lr=0.0, momentum=config.momentum,
-                                nesterov=config.nesterov)
-    if config.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs)
-    else:
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, config.milestones, config.gamma)
-    return optimizer, scheduler
-
-
-def train_transform(image_size: int) -> transforms.Compose:
-    """RandomResizedCrop + horizontal flip, as both VISSL and evaluate.py train linear heads."""
-    return transforms.Compose([transforms.RandomResizedCrop(image_size), transforms.RandomHorizontalFlip(),
-                               transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
 def topk_correct(logits: Tensor, targets: Tensor, ks: tuple[int, ...] = (1, 5)) -> list[float]:
@@ -233,7 +237,7 @@ def _data(config: LinearConfig, loaded: LoadedBackbone, arch: str, dataset: str,
         positions = tensors[0][0].shape[1] // layer_channels(config.features.layer, arch)
         return TensorDataset(*tensors[0]), TensorDataset(*tensors[1]), num_classes, positions
     skip = config.features.skip_unreadable
-    train_set = build_dataset(dataset, data_root, config.train_split, train_transform(config.image_size), skip)
+    train_set = build_dataset(dataset, data_root, config.train_split, train_transform(config.image_size, config.augmentation), skip)
     if config.train_subset:
         train_set = subset_by_file_names(train_set, config.train_subset)
     val_set = build_dataset(dataset, data_root, config.val_split,
@@ -316,7 +320,8 @@ def train_linear(config: LinearConfig, loaded: LoadedBackbone, arch: str, datase
     else:
         trunk = loaded.model if finetune else freeze(loaded.model)
         trunk.requires_grad_(finetune)
-        model = TrunkClassifier(trunk, head, finetune, config.features.layer).to(context.device)
+        model = TrunkClassifier(trunk, head, finetune, config.features.layer,
+                                batch_statistics=config.trunk_batchnorm == "batch").to(context.device)
     optimizer, scheduler = build_optimizer(model, config)
     checkpoint_path = output_dir / "checkpoint.pth"
     state = _resume(checkpoint_path, config, loaded, model, optimizer, scheduler) or {

@@ -54,7 +54,8 @@ class TaskSetup:
         self.config = load_task_config(cls, spec, run, settings)
         self.context: DistributedContext = init_distributed()
         self.output_lock = OutputLock(self.output_dir, spec.name, self.context)  # held while this run exists
-        self.loaded: LoadedBackbone = load_backbone(run.weights, run.arch, random_init=run.weights is None)
+        self.loaded: LoadedBackbone = load_backbone(run.weights, run.arch, random_init=run.weights is None,
+                                                    stem=run.stem)
         self.skipped = SkippedImages()
 
     def features(self, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -67,10 +68,11 @@ class TaskSetup:
         return cached.valid_rows()
 
     def feature_protocol(self, image_size: int | None = None) -> dict[str, Any]:
-        """The protocol facts every classification run shares: backbone, feature layer and width, image size."""
+        """The protocol facts every classification run shares: backbone, stem, feature layer and width, image size."""
         layer = self.config.features.layer
         size = image_size or self.config.features.image_size
-        return {"arch": self.run.arch, "feature_layer": layer, "feature_dim": feature_dim(layer, self.run.arch, size),
+        return {"arch": self.run.arch, "stem": self.loaded.stem, "feature_layer": layer,
+                "feature_dim": feature_dim(layer, self.run.arch, size),
                 "image_size": size, "processes": self.context.world_size}
 
     def config_dict(self, **extra: Any) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Which tables the report shows, built from the task registry: the paper's Tables 1-4 (columns from each task's
-``PaperEntry``, in the published table's order), and one table per task that reports into no paper table."""
+``PaperEntry``, in the published table's order), and one table per task that reports into no paper table (with
+the number a peer library publishes for it, when the task cites one)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 from core.results import TaskResult
 from transfer.published import published_results
-from transfer.registry import TaskSpec
+from transfer.registry import CitedResult, TaskSpec
 
 # Published methods shown in the main table; the paper's other methods go to a secondary table.
 MAIN_PUBLISHED_METHODS = ("Supervised", "Barlow Twins")
@@ -45,6 +46,7 @@ class TableSpec:
     published_table: str | None = None
     engine_rows: bool = False  # one row per (backbone, engine) with an "Engine" column
     note: str = ""
+    cited: CitedResult | None = None  # a peer library's number shown (when comparable) as the reference row
 
     @property
     def tasks(self) -> set[str]:
@@ -68,9 +70,9 @@ def paper_table_specs(tasks: Mapping[str, TaskSpec]) -> list[TableSpec]:
 
 def task_table_spec(spec: TaskSpec, metrics: Sequence[str]) -> TableSpec:
     """The table of a task that reports into no paper table: its metrics (those the results have) as columns."""
-    columns = tuple(Column(metric, spec.name, metric) for metric in metrics)
+    columns = tuple(Column(metric, spec.name, metric, metric if spec.cited else None) for metric in metrics)
     return TableSpec(key=spec.name, title=f"{spec.name}: {spec.description}", columns=columns,
-                     engine_rows=len(spec.engines) > 1)
+                     engine_rows=len(spec.engines) > 1, cited=spec.cited)
 
 
 def detection_model(engine: str, results: Sequence[TaskResult]) -> str:

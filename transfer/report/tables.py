@@ -15,11 +15,13 @@ from transfer.report.table_specs import (
 
 MISSING = "—"
 PAPER_SOURCE = "paper"
+CITED_SOURCE = "cited"
 MEASURED_SOURCE = "measured"
 TRIALS_NOTE = "mean ± std (n=…): mean and sample standard deviation over n trials with different seeds."
-OFF_PROTOCOL_NOTE = ("Not the paper's protocol: these numbers were made with other values than the paper's (named in the "
+OFF_PROTOCOL_NOTE = ("Not {whose} protocol: these numbers were made with other values than {whose} (named in the "
                      "last column; a results file that does not record them counts as different), so they are not "
-                     "placed beside the paper's.")
+                     "placed beside {whose}.")
+PAPER, CITED = "the paper's", "the cited source's"
 ON_PROTOCOL = "as specified"
 
 
@@ -139,13 +141,32 @@ def _notes(spec: TableSpec, used: Sequence[TaskAggregate]) -> list[str]:
     return notes + [_protocol_note(aggregate) for aggregate in used]
 
 
-def build_paper_table(spec: TableSpec, aggregates_by_label: Mapping[str, Sequence[TaskAggregate]]) -> list[Table]:
-    """The paper-style table (paper rows, then protocol-true results) and, when some results used other values,
-    a second table of those, headed as not the paper's protocol, naming each differing value."""
+def _split_by_protocol(spec: TableSpec, aggregates_by_label: Mapping[str, Sequence[TaskAggregate]]
+                       ) -> tuple[dict[str, list[TaskAggregate]], dict[str, list[TaskAggregate]]]:
+    """The results of ``spec``'s tasks made with the protocol's values, and those made with others."""
     on = {label: [aggregate for aggregate in aggregates if aggregate.task in spec.tasks and aggregate.gap == ""]
           for label, aggregates in aggregates_by_label.items()}
     off = {label: [aggregate for aggregate in aggregates if aggregate.task in spec.tasks and aggregate.gap]
            for label, aggregates in aggregates_by_label.items()}
+    return on, off
+
+
+def _off_protocol_table(spec: TableSpec, off: Mapping[str, Sequence[TaskAggregate]], whose: str) -> Table | None:
+    """The results made with other values than ``whose`` protocol, each differing value named."""
+    used_off = [aggregate for aggregates in off.values() for aggregate in aggregates]
+    if not used_off:
+        return None
+    headers = ["Backbone", *(column.header for column in spec.columns), *(["Engine"] if spec.engine_rows else []),
+               f"Differs from {whose} protocol"]
+    return Table(key=f"{spec.key}_off_protocol", title=f"{spec.title}: not {whose} protocol", headers=headers,
+                 rows=_measured_rows(spec, off, True),
+                 notes=[OFF_PROTOCOL_NOTE.format(whose=whose), *_notes(spec, used_off)])
+
+
+def build_paper_table(spec: TableSpec, aggregates_by_label: Mapping[str, Sequence[TaskAggregate]]) -> list[Table]:
+    """The paper-style table (paper rows, then protocol-true results) and, when some results used other values,
+    a second table of those, headed as not the paper's protocol, naming each differing value."""
+    on, off = _split_by_protocol(spec, aggregates_by_label)
     published = _published_rows(spec)
     main_methods = [method for method in MAIN_PUBLISHED_METHODS if method in published]
     other_methods = [method for method in published if method not in MAIN_PUBLISHED_METHODS]
@@ -163,14 +184,25 @@ def build_paper_table(spec: TableSpec, aggregates_by_label: Mapping[str, Sequenc
                     rows=_published_table_rows(spec, published, main_methods) + _measured_rows(spec, on, False),
                     notes=notes, secondary=secondary, paper_rows=len(main_methods), published=published,
                     published_table=spec.published_table)]
-    used_off = [aggregate for aggregates in off.values() for aggregate in aggregates]
-    if used_off:
-        off_headers = ["Backbone", *(column.header for column in spec.columns),
-                       *(["Engine"] if spec.engine_rows else []), "Differs from the paper's protocol"]
-        tables.append(Table(key=f"{spec.key}_off_protocol", title=f"{spec.title}: not the paper's protocol",
-                            headers=off_headers, rows=_measured_rows(spec, off, True),
-                            notes=[OFF_PROTOCOL_NOTE, *_notes(spec, used_off)]))
-    return tables
+    off_table = _off_protocol_table(spec, off, PAPER)
+    return tables + ([off_table] if off_table else [])
+
+
+def build_cited_table(spec: TableSpec, aggregates_by_label: Mapping[str, Sequence[TaskAggregate]]) -> list[Table]:
+    """A task compared with a peer library's number: the cited row, then the results made with its protocol, and
+    a second table of the results made with other values."""
+    cited = spec.cited
+    assert cited is not None and cited.comparable
+    on, off = _split_by_protocol(spec, aggregates_by_label)
+    headers = ["Method", *(column.header for column in spec.columns), "Source"]
+    cited_row = [cited.method, *(format_published(cited.values.get(column.metric)) for column in spec.columns),
+                 CITED_SOURCE]
+    used_on = [aggregate for aggregates in on.values() for aggregate in aggregates]
+    notes = [f"Cited row: {cited.source}." + (f" {cited.note}" if cited.note else ""), *_notes(spec, used_on)]
+    table = Table(key=spec.key, title=spec.title, headers=headers, rows=[cited_row, *_measured_rows(spec, on, False)],
+                  notes=notes, paper_rows=1, published={cited.method: dict(cited.values)})
+    off_table = _off_protocol_table(spec, off, CITED)
+    return [table] + ([off_table] if off_table else [])
 
 
 def build_task_table(spec: TableSpec, aggregates_by_label: Mapping[str, Sequence[TaskAggregate]]) -> Table:
@@ -179,8 +211,13 @@ def build_task_table(spec: TableSpec, aggregates_by_label: Mapping[str, Sequence
                "Protocol"]
     used = [aggregate for aggregates in aggregates_by_label.values() for aggregate in aggregates
             if aggregate.task in spec.tasks]
+    notes = _notes(spec, used)
+    if spec.cited is not None:  # published with a protocol this project cannot follow: named, never compared
+        values = ", ".join(f"{metric} {value:.2f}" for metric, value in spec.cited.values.items())
+        notes.insert(0, f"Published figure, not comparable: {spec.cited.method} {values} ({spec.cited.source}); "
+                        f"{spec.cited.note}")
     return Table(key=spec.key, title=spec.title, headers=headers, rows=_measured_rows(spec, aggregates_by_label, True),
-                 notes=_notes(spec, used))
+                 notes=notes)
 
 
 def _other_results_table(aggregates_by_label: Mapping[str, Sequence[TaskAggregate]], known: set[str]) -> Table | None:
@@ -207,7 +244,8 @@ def _reported_metrics(spec: TaskSpec, aggregates: Sequence[TaskAggregate]) -> li
 
 def build_tables(aggregates_by_label: Mapping[str, Sequence[TaskAggregate]]) -> list[Table]:
     """Every table of the report in order: the paper's tables that have results (each followed by its
-    off-protocol results), one table per other task that has results, then results of tasks not in the registry."""
+    off-protocol results), one table per other task that has results (a cited number's table followed by its
+    off-protocol results), then results of tasks not in the registry."""
     tasks = all_tasks()
     everything = [aggregate for aggregates in aggregates_by_label.values() for aggregate in aggregates]
     ran = {aggregate.task for aggregate in everything}
@@ -216,6 +254,10 @@ def build_tables(aggregates_by_label: Mapping[str, Sequence[TaskAggregate]]) -> 
     for spec in tasks.values():
         metrics = _reported_metrics(spec, everything)
         if spec.paper is None and metrics:
-            tables.append(build_task_table(task_table_spec(spec, metrics), aggregates_by_label))
+            table_spec = task_table_spec(spec, metrics)
+            if spec.cited is not None and spec.cited.comparable:
+                tables.extend(build_cited_table(table_spec, aggregates_by_label))
+            else:
+                tables.append(build_task_table(table_spec, aggregates_by_label))
     other = _other_results_table(aggregates_by_label, set(tasks))
     return tables + ([other] if other else [])

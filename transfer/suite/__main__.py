@@ -41,6 +41,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--random-init", action="store_true", default=None, help="add a random-init column")
     parser.add_argument("--engine", choices=("auto", "detectron2", "torchvision"), help="detection engine")
     parser.add_argument("--arch", help="torchvision ResNet of the weights (default resnet50)")
+    parser.add_argument("--stem", choices=("imagenet", "small"),
+                        help="stem of the random-init column (default: the weights' stem)")
     parser.add_argument("--baseline", metavar="LABEL", help="mark this backbone as a reference column (like random init)")
     add_checkpoint_arguments(parser)
     parser.add_argument("--title", default="Barlow Twins transfer report")
@@ -59,7 +61,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def _flag_overrides(args: argparse.Namespace) -> list[str]:
     flags = {"tasks": args.tasks, "trials": args.trials, "random_init": args.random_init, "engine": args.engine,
-             "arch": args.arch, "baseline": args.baseline, "source": args.source,
+             "arch": args.arch, "stem": args.stem, "baseline": args.baseline, "source": args.source,
              "checkpoint_format": args.checkpoint_format}
     return [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
 

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Literal
 
 from core.config import shipped_config_dir
+from core.resnet import STEMS
 from transfer.registry import all_tasks
 
 CONFIG_DIR = shipped_config_dir(__file__)  # configs/suite in the repository
@@ -22,6 +23,7 @@ class SuiteConfig:
     source: str = ""  # network to take from weights files holding two (MoCo key, DINO student); empty: the evaluated one
     checkpoint_format: str = ""  # checkpoint format for files two formats match; empty: detected
     random_init: bool = False  # add a randomly initialised backbone as a baseline column
+    stem: str = ""  # the random-init column's stem (imagenet, small); empty: the weights' stem (imagenet if none)
     engine: Literal["auto", "detectron2", "torchvision"] = "auto"  # detection; auto: detectron2 when importable
     baseline: str = ""  # label of a weights file that is a reference column (the random-init column always is)
     feature_cache: str = ""  # shared feature cache; empty: OUTPUT/feature_cache
@@ -36,6 +38,8 @@ class SuiteConfig:
     def __post_init__(self) -> None:
         if self.trials < 1:
             raise ValueError(f"trials must be at least 1, got {self.trials}")
+        if self.stem and self.stem not in STEMS:
+            raise ValueError(f"stem must be one of {', '.join(STEMS)} (or empty), got {self.stem!r}")
         _check_task_names("tasks", self.tasks)
         for key in ("overrides", "detectron2_overrides", "torchvision_configs", "detectron2_configs"):
             mapping = getattr(self, key)

@@ -30,6 +30,7 @@ from core.atomic import atomic_write_json
 from core.lock import locks_output
 from core.backbone import RANDOM_INIT_LABEL
 from core.checkpoint import WeightsFile, file_sha256, load_backbone_state_dict, weights_file
+from core.resnet import stem_of_state
 from core.results import ResultsError, TaskResult, read_result
 from transfer.detection import UnsupportedBackboneError
 from transfer.registry import (EngineUnavailableError, TaskRun, TaskSpec, UnknownTaskError, all_tasks, choose_engine,
@@ -57,6 +58,7 @@ class Backbone:
     sha256: str | None
     stats: Path | None  # the pretraining stats.jsonl next to the weights, for the report's curves
     baseline: bool = False  # a reference column (random init, or the weights named by --baseline)
+    stem: str = "imagenet"  # the trunk's stem (read from the weights; chosen for the random-init column)
 
 
 @dataclasses.dataclass
@@ -79,8 +81,12 @@ def default_labels(weights: Sequence[str]) -> list[str]:
 
 
 def prepare_backbones(weights: Sequence[str], arch: str, labels: Sequence[str] | None,
-                      random_init: bool, baseline: str = "") -> list[Backbone]:
-    """Checks every weights file is a complete ``arch`` trunk (before any work) and names the columns."""
+                      random_init: bool, baseline: str = "", stem: str = "") -> list[Backbone]:
+    """Checks every weights file is a complete ``arch`` trunk (before any work) and names the columns.
+
+    The random-init column gets ``stem``, or else the stem the weights share (the ImageNet stem without weights),
+    so a small-image backbone is compared with a random trunk of the same shape.
+    """
     if not weights and not random_init:
         raise SuiteError("give at least one weights file (or --random-init for the baseline alone)")
     labels = list(labels) if labels else default_labels(weights)
@@ -93,15 +99,27 @@ def prepare_backbones(weights: Sequence[str], arch: str, labels: Sequence[str] |
     backbones = []
     for label, path in zip(labels, weights):
         try:
-            load_backbone_state_dict(path, arch=arch)
+            state, _ = load_backbone_state_dict(path, arch=arch)
+            weights_stem = stem_of_state(state, str(path))
         except Exception as error:  # CheckpointError names the file and the tensor
             raise SuiteError(f"weights {path} cannot be used as a {arch} backbone: {error}") from error
         stats = Path(path).parent / "stats.jsonl"
         backbones.append(Backbone(label, path if isinstance(path, WeightsFile) else str(path), file_sha256(path),
-                                  stats if stats.is_file() else None, baseline=label == baseline))
+                                  stats if stats.is_file() else None, baseline=label == baseline, stem=weights_stem))
     if random_init:
-        backbones.append(Backbone(RANDOM_INIT_COLUMN, None, None, None, baseline=True))
+        backbones.append(Backbone(RANDOM_INIT_COLUMN, None, None, None, baseline=True,
+                                  stem=_random_init_stem(backbones, stem)))
     return backbones
+
+
+def _random_init_stem(backbones: Sequence[Backbone], stem: str) -> str:
+    if stem:
+        return stem
+    stems = sorted({backbone.stem for backbone in backbones})
+    if len(stems) > 1:
+        raise SuiteError(f"the weights have different stems ({', '.join(stems)}); choose the random-init column's "
+                         f"with --stem")
+    return stems[0] if stems else "imagenet"
 
 
 def _slug(label: str) -> str:
@@ -185,7 +203,7 @@ def run_suite(weights: Sequence[str], data_root: str | Path, output_dir: str | P
     if not data_root.is_dir():
         raise SuiteError(f"data root not found: {data_root}")
     weights = [weights_file(path, config.source or None, config.checkpoint_format or None) for path in weights]
-    backbones = prepare_backbones(weights, config.arch, labels, config.random_init, config.baseline)
+    backbones = prepare_backbones(weights, config.arch, labels, config.random_init, config.baseline, config.stem)
     selected = select_tasks(config.tasks)
     discovery = discover(data_root, [layout for task in selected for layout in task.datasets])
     tasks, skipped = runnable_tasks(selected, discovery)
@@ -233,7 +251,8 @@ def _request(job: _Job, config: SuiteConfig, engine: str) -> dict[str, Any]:
     overrides, config_file = config.options(job.task.name, engine)
     return {"task": job.task.name, "seed": job.seed, "arch": config.arch, "engine": engine, "overrides": overrides,
             "config_file": config_file, "baseline": job.backbone.baseline,
-            **({"source": config.source} if config.source else {})}
+            **({"source": config.source} if config.source else {}),
+            **({"stem": job.backbone.stem} if job.backbone.stem != "imagenet" else {})}
 
 
 def _run_job(job: _Job, discovery: Discovery, config: SuiteConfig, engine: str, cache_dir: Path,
@@ -249,7 +268,8 @@ def _run_job(job: _Job, discovery: Discovery, config: SuiteConfig, engine: str, 
     started = time.time()
     run = TaskRun(weights=job.backbone.weights, data_root=job.task.root(discovery.found), output_dir=job.directory,
                   arch=config.arch, seed=job.seed, cache_dir=cache_dir, overrides=tuple(request["overrides"]),
-                  config_file=request["config_file"], baseline=job.backbone.baseline)
+                  config_file=request["config_file"], baseline=job.backbone.baseline,
+                  stem=job.backbone.stem if job.backbone.weights is None else None)
     try:
         result = run_task(job.task, run, engine)
     except UnsupportedBackboneError as reason:

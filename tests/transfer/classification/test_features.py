@@ -127,6 +127,13 @@ def test_vissl_resize_transform_by_hand(landscape):
     assert torch.allclose(output[:, 100, 0], red, atol=0.05)  # the left border is kept
 
 
+def test_resize_transform_keeps_small_images_as_they_are(landscape):
+    tile = landscape.crop((100, 50, 132, 82))  # a 32 x 32 CIFAR-sized image: no resampling at all
+    assert torch.equal(evaluation_transform("resize", 32)(tile), normalised(tile))
+    squashed = evaluation_transform("resize", 96)(landscape)  # other sizes: the whole image squashed to 96 x 96
+    assert torch.allclose(squashed, normalised(landscape.resize((96, 96), Image.BILINEAR)), atol=1e-6)
+
+
 def test_transforms_scale_with_image_size(landscape):
     # small-image demos: Resize(round(64 * 256 / 224) = 73) + CenterCrop(64)
     expected = normalised(landscape.resize((109, 73), Image.BILINEAR).crop((22, 4, 86, 68)))

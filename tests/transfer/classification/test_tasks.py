@@ -20,6 +20,10 @@ REPO = Path(__file__).resolve().parents[3]
 FEATURES = ["features.layer=res5", "features.image_size=64", "features.batch_size=8", "features.num_workers=0",
             "features.chunk_batches=1"]
 LINEAR = ["epochs=1", "image_size=64", "batch_size=8", "num_workers=0", "features.layer=res5"]
+SMALL_IMAGE_DATA = {"cifar10": "cifar10/cifar-10-batches-py", "cifar100": "cifar100/cifar-100-python",
+                    "stl10": "stl10/stl10_binary"}
+SMALL_FEATURES = ["features.batch_size=8", "features.num_workers=0", "features.chunk_batches=1"]
+SMALL_LINEAR = ["epochs=1", "batch_size=8", "num_workers=0"]
 
 
 def run(task, weights, data_root, output_dir, overrides=(), **options):
@@ -54,6 +58,9 @@ TASKS = {
     "imagenet_linear": ("imagenet", LINEAR, {"top1", "top5"}),
     "imagenet_semisup_1pct": ("imagenet", LINEAR, {"top1", "top5"}),
     "imagenet_semisup_10pct": ("imagenet", LINEAR + ["mode=images"], {"top1", "top5"}),
+    # The small-image tasks at their own sizes (32 / 96 px); k=200 is capped at the 20 training images.
+    **{f"{name}_knn": (folder, SMALL_FEATURES, {"top1"}) for name, folder in SMALL_IMAGE_DATA.items()},
+    **{f"{name}_linear": (folder, SMALL_LINEAR, {"top1", "top5"}) for name, folder in SMALL_IMAGE_DATA.items()},
 }
 
 

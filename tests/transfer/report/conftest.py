@@ -22,7 +22,8 @@ PAPER_PROTOCOL = {
                                    "total_batch": 16, "iterations": 90000, "base_lr": 0.03, "processes": 8},
     "imagenet_linear": {"arch": "resnet50", "mode": "images", "feature_layer": "res5", "feature_dim": 2048,
                         "image_size": 224, "epochs": 100, "total_batch": 256, "base_lr": 0.3, "lr_schedule": "cosine"},
-    "knn": {"arch": "resnet50", "feature_layer": "res5", "feature_dim": 2048, "image_size": 224},
+    "knn": {"arch": "resnet50", "feature_layer": "res5", "feature_dim": 2048, "image_size": 224, "knn_k": 20,
+            "knn_temperature": 0.07},
 }
 
 

@@ -213,3 +213,32 @@ def test_optional_columns_and_semi_supervised_table(tmp_path):
             f"{paper['top5@10%']:.1f} | paper |") in markdown
     assert "| Barlow Twins | 55.0 | 69.7 | 79.2 | 89.3 | paper |" in markdown
     assert "| ours | 12.5 | 22.5 | 30.0 | 45.0 | measured |" in markdown
+
+
+CIFAR_KNN_PROTOCOL = {"arch": "resnet18", "stem": "small", "feature_layer": "res5", "feature_dim": 512,
+                      "image_size": 32, "knn_k": 200, "knn_temperature": 0.5}
+
+
+def test_cited_numbers_beside_protocol_true_results_only(tmp_path):
+    """CIFAR-10 kNN: mix-bt's 90.52 heads the table; a result made with k=20 goes to a table of its own, and
+    STL-10's figure (another trunk) is only named in a note."""
+    from core.results import TaskResult
+
+    def knn(task, dataset, top1, label_weights, **protocol_changes):
+        return TaskResult(task=task, dataset=dataset, split="test", weights=label_weights, metrics={"top1": top1},
+                          protocol={**CIFAR_KNN_PROTOCOL, **protocol_changes})
+
+    runs = {OURS: [knn("cifar10_knn", "cifar10", 71.25, "ours.pth"),
+                   knn("stl10_knn", "stl10", 60.0, "ours.pth", image_size=96)],
+            "k=20 run": [knn("cifar10_knn", "cifar10", 65.0, "other.pth", knn_k=20)]}
+    markdown = write_report(runs, tmp_path / "out")["markdown"].read_text()
+    cifar = markdown.split("cifar10_knn: ", 1)[1]
+    main_table, off_table = cifar.split("not the cited source's protocol", 1)
+    assert "| Mixed Barlow Twins, ResNet-18 (mix-bt) | 90.5 | cited |" in main_table
+    assert f"| {OURS} | 71.2 | measured |" in main_table  # 71.25 -> 71.2 (format_stat rounds half to even)
+    assert "k=20 run" not in main_table
+    assert "| k=20 run | 65.0 | k 20 (protocol 200) |" in off_table
+    assert "github.com/wgcban/mix-bt README.md" in main_table
+    stl = markdown.split("stl10_knn: ", 1)[1]
+    assert "Published figure, not comparable: Mixed Barlow Twins, ResNet-18 (mix-bt) top1 88.94" in stl
+    assert "| cited |" not in stl.split("##", 1)[0]

@@ -187,3 +187,42 @@ def test_cli_takes_overrides_after_the_task_list():
 def test_cli_bad_input_exits_2(tmp_path, capsys):
     assert suite_main(["--data-root", str(tmp_path), "--output", str(tmp_path / "out"), "trials=zero"]) == 2
     assert "trials" in capsys.readouterr().err
+
+
+def test_random_init_column_takes_the_stem_of_the_weights(tmp_path):
+    from transfer.suite.runner import prepare_backbones
+
+    paths = {}
+    for stem in ("imagenet", "small"):
+        paths[stem] = tmp_path / f"{stem}.pth"
+        torch.save(build_backbone("resnet18", stem).state_dict(), paths[stem])
+    small = prepare_backbones([str(paths["small"])], "resnet18", None, random_init=True)
+    assert [backbone.stem for backbone in small] == ["small", "small"]
+    assert prepare_backbones([], "resnet18", None, random_init=True)[0].stem == "imagenet"
+    with pytest.raises(SuiteError, match="different stems .*--stem"):
+        prepare_backbones([str(paths["small"]), str(paths["imagenet"])], "resnet18", None, random_init=True)
+    chosen = prepare_backbones([str(paths["small"]), str(paths["imagenet"])], "resnet18", None, random_init=True,
+                               stem="imagenet")
+    assert chosen[-1].stem == "imagenet" and chosen[-1].weights is None
+    with pytest.raises(ValueError, match="stem must be one of"):
+        small_config("stem=tiny")
+
+
+def test_small_image_tasks_run_when_their_data_is_present(demo_root, tmp_path):
+    """The CIFAR/STL-10 tasks are found under the data root; the random-init column gets the weights' small
+    stem, so both columns follow mix-bt's kNN protocol and sit under its cited number."""
+    torch.manual_seed(2)
+    weights = tmp_path / "small.pth"
+    torch.save(build_backbone("resnet18", "small").state_dict(), weights)
+    features = "[features.batch_size=10, features.num_workers=0]"
+    config = load_config(SuiteConfig, None, ["arch=resnet18", "random_init=true", "tasks=[cifar10_knn, stl10_knn]",
+                                             f"overrides={{cifar10_knn: {features}, stl10_knn: {features}}}"])
+    outcome = run_suite([str(weights)], demo_root, tmp_path / "out", config, labels=["small"], progress=False)
+    assert not outcome.failures and sorted(outcome.ran) == sorted(
+        f"{column}/{task}" for task in ("cifar10_knn", "stl10_knn") for column in ("small", "random init"))
+    random_runs = {result.task: result for result in outcome.runs["random init"]}
+    assert random_runs["cifar10_knn"].protocol["stem"] == "small"
+    markdown = outcome.report["markdown"].read_text()
+    cifar = markdown.split("cifar10_knn: ", 1)[1].split("\n## ", 1)[0]
+    assert "| Mixed Barlow Twins, ResNet-18 (mix-bt) | 90.5 | cited |" in cifar
+    assert "| small |" in cifar and "| random init |" in cifar and "not the cited" not in cifar

@@ -23,7 +23,7 @@ def test_stochastic_tasks_are_the_trained_ones():
     stochastic = {task.name for task in select_tasks([]) if task.stochastic}
     assert stochastic == {"places205_linear", "places365_linear", "inat18_linear", "imagenet_linear",
                           "imagenet_semisup_1pct", "imagenet_semisup_10pct", "voc0712_detection",
-                          "coco_instance_segmentation"}
+                          "coco_instance_segmentation", "cifar10_linear", "cifar100_linear", "stl10_linear"}
 
 
 def test_voc0712_detection_needs_both_years_in_one_devkit(tmp_path):

@@ -42,8 +42,8 @@ def run_knn(spec: TaskSpec, run: TaskRun) -> TaskResult:
         raise ValueError(f"{spec.name} needs a single-label data set, {config.dataset} is multi-label")
     top1 = knn_top1(torch.from_numpy(train_x), torch.from_numpy(train_y), torch.from_numpy(val_x),
                     torch.from_numpy(val_y), config.k, config.temperature)
-    return setup.write(config.val_split, {"top1": top1}, setup.feature_protocol(), setup.config_dict(),
-                       layer=config.features.layer)
+    protocol = {**setup.feature_protocol(), "knn_k": config.k, "knn_temperature": config.temperature}
+    return setup.write(config.val_split, {"top1": top1}, protocol, setup.config_dict(), layer=config.features.layer)
 
 
 register_task(TaskSpec(
@@ -52,7 +52,8 @@ register_task(TaskSpec(
     datasets=(IMAGENET,),
     metrics=("top1",),
     runners={ENGINE: run_knn},
-    protocol=Protocol({"arch": "resnet50", "feature_layer": "res5", "feature_dim": 2048, "image_size": 224},
+    protocol=Protocol({"arch": "resnet50", "feature_layer": "res5", "feature_dim": 2048, "image_size": 224,
+                       "knn_k": 20, "knn_temperature": 0.07},
                       "DINO eval_knn.py (k=20, T=0.07); the paper reports no kNN"),
     config=CONFIG_DIR / "knn.yaml",
     compared_with_baseline=True,

@@ -30,9 +30,11 @@ IMAGENET_SUBSETS = DatasetLayout("imagenet_subsets", ("imagenet/subsets", "Image
 
 
 def schedule_description(config: LinearConfig) -> str:
-    """``cosine``, or ``multistep [4, 8, 12] x0.1``: the learning-rate schedule as the protocol names it."""
+    """``cosine``, ``multistep [4, 8, 12] x0.1`` or ``exponential to 1e-06``: the schedule as protocols name it."""
     if config.schedule == "multistep":
         return f"multistep {list(config.milestones)} x{config.gamma:g}"
+    if config.schedule == "exponential":
+        return f"exponential to {config.final_lr:g}"
     return config.schedule
 
 
@@ -42,8 +44,12 @@ def linear_protocol(setup: TaskSetup) -> dict[str, Any]:
     scale = config.batch_size / 256 if config.scale_lr_with_batch else 1.0
     image_size = config.features.image_size if config.mode == "features" else config.image_size
     facts = {**setup.feature_protocol(image_size), "mode": config.mode, "epochs": config.epochs,
-             "total_batch": max(1, config.batch_size // processes) * processes, "base_lr": config.lr * scale,
-             "lr_schedule": schedule_description(config)}
+             "total_batch": max(1, config.batch_size // processes) * processes, "optimizer": config.optimizer,
+             "base_lr": config.lr * scale, "lr_schedule": schedule_description(config)}
+    if config.mode == "images":
+        facts["augmentation"] = config.augmentation
+        if config.lr_backbone == 0:
+            facts["trunk_batchnorm"] = config.trunk_batchnorm
     if config.lr_backbone > 0:
         facts["backbone_lr"] = config.lr_backbone * scale
     if config.train_subset:

@@ -8,7 +8,8 @@ ImageNet normalisation. ``reference_pil_transform`` is the official facebookrese
 ``BarlowTwinsTransform`` draws the same random parameters from the same distributions, in the same order
 of operations, but works on tensors: the image becomes a uint8 tensor once, each view is cropped and
 resized by torchvision's uint8 antialiased bicubic kernel (4-7x faster than PIL's), and everything after
-runs on the small float32 crop in [0, 1]; see docs/benchmarks.md for the speed-up. Numerical differences
+runs on the small float32 crop in [0, 1] (on CPU as the fused kernels of ``pretrain.color_kernels``, which give
+the torch ops' results up to float32 rounding); see docs/benchmarks.md for the speed-up. Numerical differences
 from the PIL chain, none of which changes what an augmentation does:
 
 * the resized crop differs from PIL's by fixed-point rounding: mostly 0 or 1 level of 255, a few at most;
@@ -39,6 +40,8 @@ import torchvision.transforms as transforms_v1
 import torchvision.transforms.v2.functional as tensor_ops
 from PIL import Image, ImageFilter, ImageOps
 from torch import Tensor
+
+from pretrain import color_kernels
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -159,8 +162,9 @@ class BarlowTwinsTransform:
     """
 
     def __init__(self, size: int = 224, crop_scale: tuple[float, float] | None = None,
-                 view_recipes: tuple[ViewRecipe, ViewRecipe] | None = None) -> None:
-        """``crop_scale`` and ``view_recipes`` default to the paper's ``CROP_SCALE`` and ``VIEW_RECIPES``."""
+                 view_recipes: tuple[ViewRecipe, ViewRecipe] | None = None, fused: bool | None = None) -> None:
+        """``crop_scale`` and ``view_recipes`` default to the paper's ``CROP_SCALE`` and ``VIEW_RECIPES``;
+        ``fused`` runs the colour ops of CPU views as ``pretrain.color_kernels`` (default: when available)."""
         if size < 1:
             raise ValueError(f"size must be positive, got {size}")
         self.size = size
@@ -170,6 +174,9 @@ class BarlowTwinsTransform:
         self.jitter = transforms_v1.ColorJitter(**JITTER_STRENGTH)
         self._mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
         self._inverse_std = 1 / torch.tensor(IMAGENET_STD).view(3, 1, 1)
+        self.fused = color_kernels.available() if fused is None else fused
+        if self.fused and not color_kernels.available():
+            raise ImportError("fused=True needs numba (pip install numba)")
         self._jitter_ops: dict[int, Callable[[Tensor, float], Tensor]] = {
             0: tensor_ops.adjust_brightness, 1: tensor_ops.adjust_contrast,
             2: tensor_ops.adjust_saturation, 3: adjust_hue,
@@ -215,6 +222,12 @@ class BarlowTwinsTransform:
         top, left, height, width = params.box if box is None else box
         pixels = tensor_ops.resized_crop(image, top, left, height, width, list(self.crop.size),
                                          interpolation=BICUBIC, antialias=True)
+        if self.fused and pixels.device.type == "cpu":
+            view = color_kernels.jitter_view(pixels, params.flip, params.jitter, params.grayscale)
+            if params.blur_sigma is not None:
+                view = gaussian_blur(view, params.blur_sigma)
+            return color_kernels.finish_view(view, params.solarize, SOLARIZE_THRESHOLD / 255,
+                                             self._mean.numpy().ravel(), self._inverse_std.numpy().ravel())
         if params.flip:
             pixels = pixels.flip(-1)
         view = pixels.to(torch.float32).div_(255)

@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 import torch
 from PIL import Image
 
+from pretrain import color_kernels
 from pretrain.decode_views import DecodingTwoViewTransform
 from pretrain.transforms import BarlowTwinsTransform
 
@@ -38,9 +39,13 @@ def per_core_chains(official_transform: Callable, size: int) -> dict[str, Callab
     """Name -> function that makes both views of every JPEG in a list (one after the other)."""
     chains = {
         "official Transform (PIL)": pil_chain(official_transform),
-        "BarlowTwinsTransform on PIL decode (before)": pil_chain(BarlowTwinsTransform(size)),
-        "torch loader: decode what you crop": DecodingTwoViewTransform(size),
+        "BarlowTwinsTransform on PIL decode (before)": pil_chain(BarlowTwinsTransform(size, fused=False)),
+        "torch loader: decode what you crop, torch colour ops": DecodingTwoViewTransform(
+            size, views=BarlowTwinsTransform(size, fused=False)),
     }
+    if color_kernels.available():
+        chains["torch loader: decode what you crop, fused colour kernels"] = DecodingTwoViewTransform(
+            size, views=BarlowTwinsTransform(size, fused=True))
     result = {name: (lambda blobs, chain=chain: [chain(blob) for blob in blobs]) for name, chain in chains.items()}
     dali_batch = _dali_chain(size)
     if dali_batch is not None:

@@ -67,7 +67,7 @@ def _ratio_lines(rates: dict[str, Rate], baseline: str) -> None:
     for name, rate in rates.items():
         rounds = ", ".join(f"{value:.1f}" for value in rate.rounds)
         ratio = rate.median / rates[baseline].median
-        print(f"    {name:<45} {rate.median:8.1f}  {ratio:5.2f}x   rounds: {rounds}")
+        print(f"    {name:<58} {rate.median:8.1f}  {ratio:5.2f}x   rounds: {rounds}")
 
 
 def run_per_core(args: argparse.Namespace, sets: dict[str, list[bytes]], official) -> None:

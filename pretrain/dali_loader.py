@@ -216,7 +216,8 @@ def view_inputs(params: list[ViewParams]) -> dict[str, list[np.ndarray]]:
         top, left, height, width = view.box
         order, factors = view.jitter if view.jitter is not None else ((), (0.0, 0.0, 0.0, 0.0))
         sigma = view.blur_sigma or 0.0
-        columns["roi"].append(np.array([top, left, top + height, left + width], dtype=np.float32))
+        columns["anchor"].append(np.array([left, top], dtype=np.int32))  # image_slice: (x, y), then (w, h)
+        columns["shape"].append(np.array([width, height], dtype=np.int32))
         columns["flip"].append(np.array(int(view.flip), dtype=np.int32))
         columns["ops"].append(np.array(list(order) + [-1] * (4 - len(order)), dtype=np.int32))
         columns["factors"].append(np.array(factors, dtype=np.float32))

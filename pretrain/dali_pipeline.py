@@ -5,17 +5,18 @@ The parameters are drawn by ``BarlowTwinsTransform.draw_view`` (``pretrain.dali_
 views follow the recipe's distribution exactly and depend only on (seed, epoch, sample), which makes a
 resumed run see the same views. Each op mirrors its tensor counterpart in ``pretrain.transforms``:
 
-* crop + resize: ``fn.resize`` of the drawn box (region of interest on the decoded image), bicubic with
-  antialiasing, rounded to uint8 as torchvision's uint8 kernel does;
+* decode + crop: ``fn.decoders.image_slice`` decodes only the drawn box (DALI's fused decode and crop; nvJPEG
+  region-of-interest decoding on a GPU), then ``fn.resize`` bicubic with antialiasing, rounded to uint8 as
+  torchvision's uint8 kernel does;
 * ColorJitter: the four ops in the drawn order (DALI conditionals), each with torchvision's float formula:
   brightness ``x*f``, contrast blend with the gray mean, saturation blend with the gray image, hue rotated in
   the HSV hexcone (``fn.hue`` rotates in YIQ instead, so it is not used); all clamped to [0, 1];
 * grayscale: ITU-R 601 weights, 3 equal channels; blur: ``fn.gaussian_blur`` with window ``2*ceil(3*sigma)+1``
   (DALI mirrors the border where the torch path replicates it); solarisation at 128/255.
 
-The image is decoded once for both views (``device="mixed"``: nvJPEG on the GPU) rather than once per view
-with ``fn.decoders.image_random_crop``: both crops come from the same image and decoding is the most
-expensive step, and the crop boxes must be the drawn ones.
+Each view decodes its own box (``device="mixed"``: nvJPEG on the GPU). ``fn.decoders.image_random_crop``
+would draw the boxes with DALI's generator; ``image_slice`` takes the boxes drawn in Python, so the crops follow
+the seed scheme (seed, epoch, sample) of the torch loader and a resumed run sees the same views.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pretrain.transforms import IMAGENET_MEAN, IMAGENET_STD, SOLARIZE_THRESHOLD
 
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale
 # Per view: name -> (DALI type, number of dimensions) of the parameter fed for each sample.
-VIEW_INPUTS = {"roi": (types.FLOAT, 1), "flip": (types.INT32, 0), "ops": (types.INT32, 1),
+VIEW_INPUTS = {"anchor": (types.INT32, 1), "shape": (types.INT32, 1), "flip": (types.INT32, 0), "ops": (types.INT32, 1),
                "factors": (types.FLOAT, 1), "gray": (types.BOOL, 0), "blur": (types.BOOL, 0),
                "sigma": (types.FLOAT, 0), "window": (types.INT32, 0), "solarize": (types.BOOL, 0)}
 BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)
@@ -79,9 +80,13 @@ def _jitter_op(x, op, factors):
     return x
 
 
-def _view(image, inputs: dict, size: int, gpu: bool):
-    crop = fn.resize(image, size=[size, size], roi_start=inputs["roi"][0:2], roi_end=inputs["roi"][2:4],
-                     roi_relative=False, interp_type=types.INTERP_CUBIC, antialias=True)
+def _view(encoded, inputs: dict, size: int, gpu: bool):
+    # Decode only the drawn box (nvJPEG's region-of-interest decode on a GPU), then resize it: crop first, as
+    # torchvision's resized_crop. EXIF orientation is ignored, as by the torch loader's decoders.
+    crop = fn.decoders.image_slice(encoded, inputs["anchor"], inputs["shape"], device="mixed" if gpu else "cpu",
+                                   output_type=types.RGB, normalized_anchor=False, normalized_shape=False,
+                                   axis_names="WH", adjust_orientation=False)
+    crop = fn.resize(crop, size=[size, size], interp_type=types.INTERP_CUBIC, antialias=True)
     crop = fn.flip(crop, horizontal=inputs["flip"])
     x = _hwc(fn.cast(crop, dtype=types.FLOAT) / 255.0)
     factors = inputs["factors"].gpu() if gpu else inputs["factors"]
@@ -101,12 +106,11 @@ def _view(image, inputs: dict, size: int, gpu: bool):
 @pipeline_def(enable_conditionals=True)
 def _two_views(size: int, gpu: bool):
     encoded = fn.external_source(name="encoded", dtype=types.UINT8, ndim=1)
-    image = fn.decoders.image(encoded, device="mixed" if gpu else "cpu", output_type=types.RGB)
     views = []
     for view in (1, 2):
         inputs = {name: fn.external_source(name=f"{name}{view}", dtype=dtype, ndim=ndim)
                   for name, (dtype, ndim) in VIEW_INPUTS.items()}
-        views.append(_view(image, inputs, size, gpu))
+        views.append(_view(encoded, inputs, size, gpu))
     return tuple(views)
 
 

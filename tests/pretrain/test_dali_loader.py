@@ -62,9 +62,10 @@ def test_fed_parameters_follow_the_recipe(photos):
     height, width = 427, 640
     for view, (blur_p, solarize_p) in enumerate(((1.0, 0.0), (0.1, 0.2))):
         fed = view_inputs([draw[view] for draw in draws])
-        roi = np.stack(fed["roi"])
-        areas = (roi[:, 2] - roi[:, 0]) * (roi[:, 3] - roi[:, 1]) / (height * width)
-        log_ratios = np.log((roi[:, 3] - roi[:, 1]) / (roi[:, 2] - roi[:, 0]))
+        anchors, shapes = np.stack(fed["anchor"]), np.stack(fed["shape"])  # (x, y) and (width, height)
+        assert (anchors >= 0).all() and (anchors + shapes <= [width, height]).all()
+        areas = shapes[:, 0] * shapes[:, 1] / (height * width)
+        log_ratios = np.log(shapes[:, 0] / shapes[:, 1])
         with torch.random.fork_rng(devices=[]):  # torchvision's own draws, as the reference
             torch.manual_seed(12345)
             reference = np.array([transforms_v1.RandomResizedCrop.get_params(
@@ -94,8 +95,7 @@ def test_fed_parameters_follow_the_recipe(photos):
 def test_views_match_the_torch_path_at_the_same_parameters(photos):
     """Stated tolerance, in levels of 255: away from the crop border (6 px of 64) the mean difference per
     view is <= 0.25 and the largest <= 6 (float vs fixed-point arithmetic; measured 0.02-0.13 / 4.2).
-    On the border the ROI resize reads real pixels beyond the crop (torchvision clamps at the crop's
-    edge) and the blur mirrors where torch replicates: whole-view mean <= 1.0 (measured <= 0.52)."""
+    On the border DALI's blur mirrors where torch replicates: whole-view mean <= 1.0 (measured <= 0.52)."""
     loader = DaliTwoViewLoader(OneBatch(), 64, 2, CPU, torch.float32, 0, 16)
     reference = DecodingTwoViewTransform(64, reduce=False)
     slots = [Slot(seed, photos[seed % 2], 0) for seed in range(16)]

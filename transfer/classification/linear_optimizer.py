@@ -6,16 +6,10 @@ multistep, cosine over ``epochs``, or exponential from ``lr`` to ``final_lr`` at
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from transfer.classification.linear import LinearConfig
-
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("multistep", "cosine", "exponential")
+from transfer.classification.linear_config import LinearConfig
 
 
 def parameter_groups(model: nn.Module, config: LinearConfig, lr_scale: float) -> list[dict]:

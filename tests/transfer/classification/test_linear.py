@@ -20,8 +20,10 @@ from core.distributed import DistributedContext
 from core.backbone import build_backbone
 from core.backbone import LoadedBackbone
 from transfer.classification.features import FeatureConfig
-from transfer.classification.linear import (LinearConfig, PooledBatchNormLinear, TrunkClassifier, build_head, build_optimizer,
-                             topk_correct, train_linear)
+from transfer.classification.linear import (PooledBatchNormLinear, TrunkClassifier, build_head, topk_correct,
+                                            train_linear)
+from transfer.classification.linear_config import LinearConfig
+from transfer.classification.linear_optimizer import build_optimizer
 from transfer.classification.task_setup import load_task_config
 from transfer.classification.tasks.linear import LinearTaskConfig
 from transfer.registry import TaskRun, get_task

@@ -10,7 +10,8 @@ import torch
 from torchvision import transforms
 
 from core.backbone import build_backbone, freeze
-from transfer.classification.linear import TRAIN_AUGMENTATIONS, LinearConfig, TrunkClassifier, build_head
+from transfer.classification.linear import TrunkClassifier, build_head
+from transfer.classification.linear_config import TRAIN_AUGMENTATIONS, LinearConfig
 from transfer.classification.linear_optimizer import build_optimizer
 from transfer.classification.task_setup import load_task_config
 from transfer.classification.tasks.linear import LinearTaskConfig

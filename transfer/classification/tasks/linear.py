@@ -9,7 +9,8 @@ from typing import Any
 
 from core.results import TaskResult
 from transfer.catalog import IMAGENET, INAT2018, PLACES205, PLACES365
-from transfer.classification.linear import LinearConfig, train_linear
+from transfer.classification.linear import train_linear
+from transfer.classification.linear_config import LinearConfig
 from transfer.classification.subset_lists import SHIPPED_DIR
 from transfer.classification.task_setup import CONFIG_DIR, ENGINE, TaskSetup
 from transfer.protocol import Protocol

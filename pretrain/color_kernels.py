@@ -34,7 +34,14 @@ def available() -> bool:
 
 
 def _jit(function):
-    return numba.njit(cache=True, nogil=True, boundscheck=False)(function) if numba is not None else function
+    """Compiled on first use and cached on disk (``NUMBA_CACHE_DIR``, else next to this file or in the user's
+    cache); where no cache folder is writable, compiled in each process instead."""
+    if numba is None:
+        return function
+    try:
+        return numba.njit(cache=True, nogil=True, boundscheck=False)(function)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return numba.njit(nogil=True, boundscheck=False)(function)
 
 
 @_jit

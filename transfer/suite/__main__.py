@@ -66,14 +66,28 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
     return [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
 
 
+def _spread(summary: dict, backbone: str, task: str, metric: str) -> str:
+    """`` ± std (n=N)`` of a task's metric over its trials, or "" for a single trial."""
+    aggregate = summary.get("backbones", {}).get(backbone, {}).get("tasks", {}).get(task, {})
+    value = aggregate.get("metrics", {}).get(metric, {})
+    if not value or value.get("std") is None or value.get("n", 1) < 2:
+        return ""
+    return f" ± {value['std']:.1f} (n={value['n']})"
+
+
 def _print_random_init_comparison(summary_path: Path) -> None:
-    comparison = json.loads(summary_path.read_text()).get("random_init_comparison") or []
+    summary = json.loads(summary_path.read_text())
+    comparison = summary.get("random_init_comparison") or []
     for backbone in dict.fromkeys(entry["backbone"] for entry in comparison):
         entries = [entry for entry in comparison if entry["backbone"] == backbone]
         wins = sum(entry["beats_baseline"] for entry in entries)
-        print(f"{backbone} beats {entries[0]['baseline']} on {wins} of {len(entries)} classification task(s):")
+        print(f"{backbone} beats {entries[0]['baseline']} on {wins} of {len(entries)} classification task(s) "
+              f"(mean ± std over trials):")
         for entry in entries:
-            print(f"  {entry['task']:<24} {entry['metric']:<5} {entry['value']:6.1f} vs {entry['baseline_value']:6.1f}")
+            value = f"{entry['value']:.1f}{_spread(summary, backbone, entry['task'], entry['metric'])}"
+            baseline = (f"{entry['baseline_value']:.1f}"
+                        f"{_spread(summary, entry['baseline'], entry['task'], entry['metric'])}")
+            print(f"  {entry['task']:<24} {entry['metric']:<5} {value:>17} vs {baseline:>17}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

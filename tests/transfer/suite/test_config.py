@@ -11,12 +11,23 @@ from transfer.registry import all_tasks
 REPO = Path(__file__).resolve().parents[3]
 
 
-def test_demo_config_loads_and_names_only_known_tasks():
-    config = load_config(SuiteConfig, REPO / "configs" / "suite" / "demo.yaml")
+@pytest.mark.parametrize("name", ["demo.yaml", "demo_detection.yaml"])
+def test_demo_configs_load_and_name_only_known_tasks(name):
+    config = load_config(SuiteConfig, REPO / "configs" / "suite" / name)
     assert config.arch == "resnet18" and config.random_init
     assert set(config.tasks) <= set(all_tasks())
     for path in [*config.torchvision_configs.values(), *config.detectron2_configs.values()]:
         assert (REPO / path).is_file(), path
+
+
+def test_demo_classification_config_repeats_stochastic_tasks_and_leaves_detection_to_the_smoke_test():
+    classification = load_config(SuiteConfig, REPO / "configs" / "suite" / "demo.yaml")
+    detection = load_config(SuiteConfig, REPO / "configs" / "suite" / "demo_detection.yaml")
+    tasks = all_tasks()
+    assert classification.trials >= 3  # mean ± std over seeds (docs/benchmarks.md, "Demo")
+    assert all(tasks[name].compared_with_baseline or not tasks[name].stochastic for name in classification.tasks)
+    assert not set(classification.tasks) & set(detection.tasks)
+    assert {name for name, task in tasks.items() if task.default} == {*classification.tasks, *detection.tasks}
 
 
 @pytest.mark.parametrize("override, message", [

@@ -62,7 +62,8 @@ def _jitter_kernel(pixels, flip, order, factors, grayscale, out):  # pragma: no 
             for channel in range(3):
                 out[channel, y * width + x] = np.float32(pixels[channel, y, source]) / scale
     red_plane, green_plane, blue_plane = out[0], out[1], out[2]
-    red_weight, green_weight, blue_weight = np.float32(0.2989), np.float32(0.587), np.float32(0.114)
+    red_weight, green_weight, blue_weight = (np.float32(GRAY_WEIGHTS[0]), np.float32(GRAY_WEIGHTS[1]),
+                                             np.float32(GRAY_WEIGHTS[2]))
     zero, one = np.float32(0.0), np.float32(1.0)
     for op in order:
         factor = np.float32(factors[op])

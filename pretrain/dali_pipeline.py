@@ -25,9 +25,9 @@ from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali import math as dali_math
 from nvidia.dali.pipeline import Pipeline
 
+from pretrain.color_kernels import GRAY_WEIGHTS
 from pretrain.transforms import IMAGENET_MEAN, IMAGENET_STD, SOLARIZE_THRESHOLD
 
-GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale
 # Per view: name -> (DALI type, number of dimensions) of the parameter fed for each sample.
 VIEW_INPUTS = {"anchor": (types.INT32, 1), "shape": (types.INT32, 1), "flip": (types.INT32, 0), "ops": (types.INT32, 1),
                "factors": (types.FLOAT, 1), "gray": (types.BOOL, 0), "blur": (types.BOOL, 0),

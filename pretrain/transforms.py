@@ -175,6 +175,7 @@ class BarlowTwinsTransform:
         self._mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
         self._inverse_std = 1 / torch.tensor(IMAGENET_STD).view(3, 1, 1)
         self.fused = color_kernels.available() if fused is None else fused
+        self._kernel_mean, self._kernel_inverse_std = self._mean.numpy().ravel(), self._inverse_std.numpy().ravel()
         if self.fused and not color_kernels.available():
             raise ImportError("fused=True needs numba (pip install numba)")
         self._jitter_ops: dict[int, Callable[[Tensor, float], Tensor]] = {
@@ -226,8 +227,8 @@ class BarlowTwinsTransform:
             view = color_kernels.jitter_view(pixels, params.flip, params.jitter, params.grayscale)
             if params.blur_sigma is not None:
                 view = gaussian_blur(view, params.blur_sigma)
-            return color_kernels.finish_view(view, params.solarize, SOLARIZE_THRESHOLD / 255,
-                                             self._mean.numpy().ravel(), self._inverse_std.numpy().ravel())
+            return color_kernels.finish_view(view, params.solarize, SOLARIZE_THRESHOLD / 255, self._kernel_mean,
+                                             self._kernel_inverse_std)
         if params.flip:
             pixels = pixels.flip(-1)
         view = pixels.to(torch.float32).div_(255)
